@@ -1,0 +1,50 @@
+"""Render derived tables into standalone PyTorch code with the Jinja2 templates in ``templates/``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+from sympy.printing.pycode import pycode
+
+from .declaration import Architecture
+from .render import to_markdown
+from .solver import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings, Table, derive
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MODELS = {"gqa_transformer": "gqa_transformer.py.j2"}
+REQUIRED = {"gqa_transformer": ("embedding", "attn_norm", "q", "k", "v", "attn_logits", "o", "mlp_norm",
+                                "mlp_up", "mlp_down", "final_norm", "unembedding")}
+
+
+def _py(expr: sp.Expr, dims: dict) -> str:
+    code = pycode(sp.nsimplify(expr.subs(dims)), fully_qualified_modules=True)
+    return code.replace("math.sqrt", "sqrt")
+
+
+def _rules(table: Table) -> dict:
+    """{op: {key: python expression in n, L, r}} with keys init_std, multiplier, lr_<opt>, ..."""
+    dims = table.arch.dim_symbols
+    rules: dict[str, dict[str, str]] = {}
+    for e in table.entries:
+        key = e.quantity if e.optimizer is None else f"{e.quantity}_{e.optimizer}"
+        rules.setdefault(e.op, {})[key] = _py(e.expr, dims)
+    return rules
+
+
+def render_module(arch: Architecture, settings: Settings, base: dict, source: str) -> str:
+    """Standalone module text: rules for muP and SP, init, param groups, multipliers (and model)."""
+    if arch.model and arch.model not in MODELS:
+        raise ValueError(f"unknown model template {arch.model!r}; known: {sorted(MODELS)}")
+    missing = [o for o in REQUIRED.get(arch.model, ()) if o not in {op.name for op in arch.ops}]
+    if missing:
+        raise ValueError(f"model {arch.model!r} needs ops {missing}")
+    mup = derive(arch, settings)
+    spt = derive(arch, Settings(parametrization="sp"))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    ctx = dict(arch=arch, settings=settings, base=base, source=source, optimizers=OPTIMIZERS,
+               wd_optimizers=WD_OPTIMIZERS, eps_optimizers=EPS_OPTIMIZERS,
+               rules={"mup": _rules(mup), "sp": _rules(spt)}, table_md=to_markdown(mup).splitlines(),
+               ops=arch.ops, model_template=MODELS.get(arch.model))
+    return env.get_template("module.py.j2").render(**ctx)

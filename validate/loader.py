@@ -1,0 +1,19 @@
+"""Import a generated module from its file path."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def load_module(path: str | Path):
+    """Import ``path`` as a module (registered in ``sys.modules`` under its resolved path)."""
+    path = Path(path).resolve()
+    name = f"mup_generated_{path.stem}_{abs(hash(str(path)))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
