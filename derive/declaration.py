@@ -94,6 +94,8 @@ def _parse_expr(text, op: str, fld: str, allowed: set[sp.Symbol]) -> sp.Expr:
         expr = sp.sympify(text, locals=local, rational=True)
     except (sp.SympifyError, SyntaxError, TypeError) as exc:
         raise DeclarationError(op, fld, f"cannot parse {text!r}: {exc}") from None
+    if expr.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise DeclarationError(op, fld, f"{text!r} is not a finite expression")
     unknown = {s.name for s in expr.free_symbols} - {s.name for s in allowed}
     if unknown:
         raise DeclarationError(op, fld, f"unknown symbol(s) {sorted(unknown)}; "
@@ -134,7 +136,10 @@ def make_op(spec: dict, dims: dict[str, int]) -> Op:
         fields[fld] = _parse_expr(spec[fld], name, fld, allowed)
     if role == "vector" and fields["fan_in"] != 1:
         raise DeclarationError(name, "fan_in", "a vector-like op (bias or gain) has fan_in 1")
-    full = sp.Min(fields["fan_in"], fields["fan_out"])
+    try:
+        full = sp.Min(fields["fan_in"], fields["fan_out"])
+    except (ValueError, TypeError) as exc:
+        raise DeclarationError(name, "fan_in", f"cannot compare with fan_out: {exc}") from None
     rank = _parse_expr(spec["rank"], name, "rank", allowed) if "rank" in spec else None
     if "repeat" in spec:
         rep = _parse_expr(spec["repeat"], name, "repeat", allowed)

@@ -102,6 +102,7 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
     return min(forms, key=lambda f: (sp.count_ops(f), len(sp.sstr(f)), sp.sstr(f)))
 
 
+@lru_cache(maxsize=None)
 def _scale(exact: sp.Expr) -> tuple[sp.Expr, dict]:
     term, en = leading(sp.simplify(exact), n)
     term = _tidy(term)
@@ -125,7 +126,7 @@ class _Deriver:
         name = op if isinstance(op, str) else op.name
         self.exact[(name, quantity, optimizer)] = exact
         expr, exps = _scale(exact)
-        self.entries.append(Entry(name, quantity, optimizer, expr, exps, f"{why} => {sp.sstr(expr)}"))
+        self.entries.append(Entry(name, quantity, optimizer, expr, dict(exps), f"{why} => {sp.sstr(expr)}"))
 
     # --- μP ---------------------------------------------------------------------------
     def mup(self, op: Op):

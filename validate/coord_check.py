@@ -41,7 +41,7 @@ def _rms(t: torch.Tensor) -> float:
 
 
 def probe_run(module, shape: dict, parametrization: str, steps: int, lr: float, seed: int,
-              device: str = "cpu", batch: int = 8, seq: int = 32) -> dict:
+              device: str = "cpu", batch: int = 16, seq: int = 32) -> dict:
     """Per layer: lists over steps 0..steps of activation RMS and RMS change from init."""
     module, model = build(module, shape, parametrization, seed, device)
     captured: dict[str, list[torch.Tensor]] = {}

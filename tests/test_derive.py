@@ -1,0 +1,109 @@
+"""Derived exponents against published tables (TP5 Table 3, CompleteP Table 1, GQA-μP)."""
+import pytest
+import sympy as sp
+
+from derive.declaration import architecture, load, n, r
+from derive.solver import Settings, derive, gqa_factor
+
+from conftest import GQA, MHA
+
+HALF = sp.Rational(1, 2)
+
+
+@pytest.fixture(scope="module")
+def mha():
+    return derive(load(MHA), Settings(alpha=1))
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    """A width-only MLP (no residual branches): TP5's setting."""
+    return derive(architecture("mlp", [
+        {"name": "input", "role": "input", "fan_in": "d", "fan_out": "n"},
+        {"name": "bias", "role": "vector", "fan_out": "n"},
+        {"name": "hidden", "role": "hidden", "fan_in": "n", "fan_out": "n"},
+        {"name": "output", "role": "output", "fan_in": "n", "fan_out": "d"},
+        {"name": "out_mult", "role": "output", "fan_in": "n", "fan_out": "d", "gauge": "multiplier"},
+    ], dims={"d": 10}))
+
+
+@pytest.mark.parametrize("op,init,lr_adam,lr_sgd", [
+    ("input", 0, 0, 1), ("bias", 0, 0, 1), ("hidden", -HALF, -1, 0), ("output", -1, -1, -1)])
+def test_tp5_table3(mlp, op, init, lr_adam, lr_sgd):
+    assert mlp.exponents(op, "init_std")[0] == init
+    assert mlp.exponents(op, "multiplier")[0] == 0
+    assert mlp.exponents(op, "lr", "adam")[0] == lr_adam
+    assert mlp.exponents(op, "lr", "sgd")[0] == lr_sgd
+
+
+def test_tp5_output_multiplier_gauge(mlp):
+    """TP5 Table 8 / mup's MuReadout: multiplier 1/n, Theta(1) init, Adam LR Theta(1), SGD LR n."""
+    assert mlp.exponents("out_mult", "multiplier")[0] == -1
+    assert mlp.exponents("out_mult", "init_std")[0] == 0
+    assert mlp.exponents("out_mult", "lr", "adam")[0] == 0
+    assert mlp.exponents("out_mult", "lr", "sgd")[0] == 1
+
+
+def test_tp5_attention_logits(mha):
+    e = mha.get("attn_logits", "multiplier")
+    assert e.exponents["n"] == -1 and e.expr == sp.Symbol("heads", positive=True) / n  # 1/d_head
+
+
+@pytest.mark.parametrize("alpha", [sp.Integer(1), HALF])
+def test_completep_table1(alpha):
+    t = derive(load(MHA), Settings(alpha=alpha))
+    assert t.exponents("residual", "multiplier") == (0, -alpha, 0)
+    for op in ("q", "k", "v", "o", "mlp_up", "mlp_down"):
+        assert t.exponents(op, "init_std") == (-HALF, 0, 0)
+        assert t.exponents(op, "lr", "adam") == (-1, alpha - 1, 0)
+        assert t.exponents(op, "eps", "adam") == (-1, -alpha, 0)
+        assert t.exponents(op, "wd", "adamw") == (1, 1 - alpha, 0)      # eta * lambda constant
+    assert t.exponents("embedding", "lr", "adam") == (0, 0, 0)
+    assert t.exponents("unembedding", "lr", "adam") == (-1, 0, 0)
+
+
+def test_alpha_outside_range_is_rejected():
+    with pytest.raises(ValueError, match="alpha"):
+        Settings(alpha=2)
+
+
+@pytest.mark.parametrize("space,f", [("effective", (1 + sp.sqrt(r)) / 2), ("stored", (r + sp.sqrt(r)) / 2)])
+def test_gqa_factor(space, f):
+    assert sp.simplify(gqa_factor(space) - f) == 0
+    assert f.subs(r, 1) == 1
+
+
+@pytest.mark.parametrize("space,f", [("effective", (1 + sp.sqrt(r)) / 2), ("stored", (r + sp.sqrt(r)) / 2)])
+def test_gqa_kv_rules(space, f):
+    t = derive(load(GQA), Settings(update_space=space))
+    for op in ("k", "v"):
+        assert t.exponents(op, "init_std") == (-HALF, 0, 0)               # hidden init, no r
+        assert sp.simplify(t.get(op, "lr", "adam").expr - f / n) == 0     # f(r)/n
+        assert sp.simplify(t.get(op, "wd", "adamw").expr - n / f) == 0    # n/f(r)
+    for op in ("q", "o"):                                                 # plain hidden weights
+        assert t.get(op, "lr", "adam").expr == 1 / n
+        assert t.exponents(op, "lr", "adam")[2] == 0
+
+
+def test_sp_table(mha):
+    t = derive(load(MHA), Settings(parametrization="sp"))
+    assert t.exponents("unembedding", "init_std")[0] == -HALF
+    assert t.exponents("attn_logits", "multiplier")[0] == -HALF
+    assert t.exponents("q", "lr", "adam") == (0, 0, 0)
+    assert t.exponents("residual", "multiplier") == (0, 0, 0)
+
+
+def test_tied_embedding_is_consistent():
+    t = derive(architecture("tied", [
+        {"name": "emb", "role": "input", "fan_in": "V", "fan_out": "n"},
+        {"name": "head", "role": "output", "fan_in": "n", "fan_out": "V", "tied": "emb"},
+    ], dims={"V": 100}))
+    assert t.exponents("head", "multiplier")[0] == -1
+    assert t.exponents("head", "init_std")[0] == 0
+    assert "consistent" in t.get("head", "lr", "adam").reason
+    assert "consistent" in t.get("head", "lr", "sgd").reason
+
+
+def test_every_entry_has_a_reason(mha):
+    assert all(e.reason and "=>" in e.reason for e in mha.entries)
+    assert "rank n/r" in derive(load(GQA)).get("k", "init_std").reason

@@ -1,0 +1,113 @@
+"""Generated code: deterministic, init stds and param groups follow the derived table."""
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from derive.cli import main
+
+from conftest import GENERATED, GQA, MHA
+
+
+def test_generated_is_current(tmp_path):
+    out = tmp_path / "g.py"
+    res = CliRunner().invoke(main, ["generate", str(GQA.relative_to(GQA.parents[1])), "-o", str(out),
+                                    "--base-width", "128", "--base-depth", "2", "--base-ratio", "1"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0
+    assert out.read_bytes() == GENERATED.read_bytes(), "regenerate generated/ (see README)"
+
+
+def test_regeneration_is_byte_identical(tmp_path):
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    for p in (a, b):
+        CliRunner().invoke(main, ["generate", str(MHA), "-o", str(p)], catch_exceptions=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def _std(model, name):
+    return dict(model.named_parameters())[name].std().item()
+
+
+@pytest.mark.parametrize("ratio", [1, 4])
+def test_init_std_exponents_measured(gen, ratio):
+    """std(n) / std(n0) on real tensors matches n^exponent from the table."""
+    torch.manual_seed(0)
+    small = gen.GQATransformer(width=128, depth=2, ratio=ratio)
+    big = gen.GQATransformer(width=1024, depth=2, ratio=ratio)
+    expect = {"blocks.0.attn.q.weight": -0.5, "blocks.0.attn.k.weight": -0.5, "blocks.0.attn.v.weight": -0.5,
+              "blocks.0.mlp.up.weight": -0.5, "blocks.0.mlp.down.weight": -0.5,
+              "lm_head.weight": -1.0, "tok_emb.weight": 0.0}
+    for name, exponent in expect.items():
+        measured = math.log(_std(big, name) / _std(small, name)) / math.log(1024 / 128)
+        assert measured == pytest.approx(exponent, abs=0.02), name
+    assert torch.all(big.blocks[0].attn_norm.weight == 1)
+    # K, V keep the hidden init whatever the group ratio (GQA-μP)
+    assert _std(big, "blocks.0.attn.k.weight") == pytest.approx(_std(big, "blocks.0.attn.q.weight"), rel=0.05)
+
+
+def test_param_groups_carry_derived_lr_wd_eps(gen):
+    base = gen.GQATransformer(width=128, depth=2, ratio=1)
+    model = gen.GQATransformer(width=512, depth=8, ratio=4)
+    groups = {g["name"]: g for g in gen.param_groups(model, lr=1e-2, weight_decay=0.1, eps=1e-8)}
+    f = lambda r: (1 + math.sqrt(r)) / 2
+    assert groups["q"]["lr"] == pytest.approx(1e-2 * 128 / 512)                    # n^-1 L^0 (CompleteP)
+    assert groups["k"]["lr"] == pytest.approx(1e-2 * 128 / 512 * f(4))            # f(r)/n
+    assert groups["k"]["weight_decay"] == pytest.approx(0.1 * 512 / 128 / f(4))   # n / f(r)
+    assert groups["q"]["eps"] == pytest.approx(1e-8 * (128 / 512) * (2 / 8))      # n^-1 L^-1
+    assert groups["embedding"]["lr"] == pytest.approx(1e-2)
+    assert groups["unembedding"]["lr"] == pytest.approx(1e-2 * 128 / 512)
+    assert groups["attn_norm"]["weight_decay"] == 0.0
+    assert model.multipliers["residual"] == pytest.approx(2 / 8)
+    assert model.multipliers["attn_logits"] == pytest.approx(base.multipliers["attn_logits"] * 128 / 512)
+    n_params = sum(p.numel() for g in groups.values() for p in g["params"])
+    assert n_params == sum(p.numel() for p in model.parameters())
+
+
+def test_state_dict_roundtrip_and_compile(gen, tmp_path):
+    torch.manual_seed(0)
+    model = gen.GQATransformer(width=64, depth=2, ratio=2)
+    x = torch.randint(0, 256, (2, 16))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    other = gen.GQATransformer(width=64, depth=2, ratio=2)
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    assert torch.equal(model(x), other(x))
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    assert torch.allclose(compiled(x), model(x), atol=1e-5)
+
+
+def test_probe_path_matches_sdpa(gen):
+    torch.manual_seed(0)
+    model = gen.GQATransformer(width=64, depth=2, ratio=4)
+    x = torch.randint(0, 256, (2, 16))
+    fast = model(x)
+    for b in model.blocks:
+        b.attn.probe = True
+    assert torch.allclose(model(x), fast, atol=1e-5)
+
+
+def test_mup_peer_agrees_at_r1(gen):
+    """Effective per-parameter Adam LR and init scale match the PyPI `mup` package's rules."""
+    mup = pytest.importorskip("mup")
+    base, delta = gen.GQATransformer(width=64, depth=2), gen.GQATransformer(width=128, depth=2)
+    model = gen.GQATransformer(width=512, depth=2)
+    mup.set_base_shapes(model, base, delta=delta, rescale_params=False, do_assert=False)
+    mup_groups = mup.MuAdam(model.parameters(), lr=1.0).param_groups
+    mup_lr = {id(p): g["lr"] for g in mup_groups for p in g["params"]}
+    ours = {id(p): g["lr"] for g in gen.param_groups(model, lr=1.0, optimizer="adam") for p in g["params"]}
+    base_groups = {g["name"]: g["lr"] for g in gen.param_groups(base, lr=1.0, optimizer="adam")}
+    readout = "lm_head.weight"
+    width_mult = 512 / 64
+    for name, p in model.named_parameters():
+        op = gen.op_of(name)
+        # mup puts the output layer's 1/width into MuReadout's multiplier; compare effective mult*lr
+        mup_eff = mup_lr[id(p)] / (width_mult if name == readout else 1.0)
+        ours_eff = ours[id(p)] / base_groups[op] * model.multipliers[op] / base.multipliers[op]
+        assert ours_eff == pytest.approx(mup_eff, rel=1e-6), name
+        # init: mup.init scales matrix-like stds by width_mult^-1/2, MuReadout by 1/width_mult
+        if p.dim() == 2:
+            mup_std = width_mult ** -0.5 if p.infshape.ninf() == 2 else (1 / width_mult if name == readout else 1.0)
+            ours_std = gen.ratio(op, "init_std", model.shape) / gen.ratio(op, "init_std", base.shape)
+            assert ours_std * model.multipliers[op] / base.multipliers[op] == pytest.approx(mup_std), name
+    assert model.multipliers["attn_logits"] / base.multipliers["attn_logits"] == pytest.approx(1 / width_mult)

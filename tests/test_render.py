@@ -1,0 +1,48 @@
+"""Table formats carry the solved exponents."""
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from derive.cli import main
+
+from conftest import GQA
+
+
+@pytest.fixture(scope="module")
+def run():
+    def go(*args):
+        res = CliRunner().invoke(main, ["derive", str(GQA), *args])
+        assert res.exit_code == 0, res.output
+        return res.output
+    return go
+
+
+def test_json(run):
+    data = json.loads(run("--format", "json"))
+    k = data["ops"]["k"]
+    assert k["lr"]["adam"]["expr"] == "(sqrt(r) + 1)/(2*n)"
+    assert k["lr"]["adam"]["exponents"] == {"n": "-1", "L": "0", "r": "1/2"}
+    assert k["init_std"]["exponents"]["n"] == "-1/2"
+    assert data["ops"]["residual"]["multiplier"]["exponents"]["L"] == "-1"
+    assert all(k[q]["reason"] for q in ("init_std", "multiplier"))
+
+
+def test_json_stored_space(run):
+    data = json.loads(run("--format", "json", "--update-space", "stored"))
+    assert data["ops"]["v"]["lr"]["adam"]["exponents"]["r"] == "1"
+
+
+def test_csv(run):
+    rows = list(csv.DictReader(io.StringIO(run("--format", "csv"))))
+    row = next(x for x in rows if x["op"] == "q" and x["quantity"] == "lr" and x["optimizer"] == "adam")
+    assert (row["exp_n"], row["exp_L"], row["exp_r"]) == ("-1", "0", "0") and row["reason"]
+
+
+def test_markdown_and_latex(run):
+    md = run("--format", "md")
+    assert "| k | hidden |" in md and "(sqrt(r) + 1)/(2*n)" in md
+    tex = run("--format", "latex", "--alpha", "1/2")
+    assert "\\begin{tabular}" in tex and "\\frac{1}{\\sqrt{L}}" in tex
