@@ -16,15 +16,18 @@ def _settings_options(f):
     f = click.option("--update-space", type=click.Choice(["effective", "stored"]), default="effective",
                      show_default=True, help="Where a rank-deficient op's step is measured: "
                      "effective gives GQA f(r)=(1+sqrt r)/2, stored gives (r+sqrt r)/2.")(f)
+    f = click.option("--update-target", type=click.Choice(["spectral", "rank-adjusted"]), default="spectral",
+                     show_default=True, help="What a rank-deficient op's step must match: the init's spectral "
+                     "norm (kappa = (1+sqrt r)/2) or its rank-adjusted norm (kappa = 1).")(f)
     f = click.option("--output-gauge", type=click.Choice(["init", "multiplier"]), default=None,
                      help="Output layer: width scaling in the init (TP5 Table 3) or in a multiplier (mup).")(f)
     return f
 
 
-def _settings(alpha, update_space, output_gauge, parametrization="mup") -> Settings:
+def _settings(alpha, update_space, update_target, output_gauge, parametrization="mup") -> Settings:
     try:
-        return Settings(alpha=alpha, update_space=update_space, parametrization=parametrization,
-                        output_gauge=output_gauge)
+        return Settings(alpha=alpha, update_space=update_space, update_target=update_target,
+                        parametrization=parametrization, output_gauge=output_gauge)
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--alpha") from None
 
@@ -47,9 +50,9 @@ def main():
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
 @_settings_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-def derive(arch, fmt, parametrization, alpha, update_space, output_gauge, output):
+def derive(arch, fmt, parametrization, alpha, update_space, update_target, output_gauge, output):
     """Solve the feature-learning conditions of ARCH (a TOML declaration) and print the table."""
-    table = derive_table(_load(arch), _settings(alpha, update_space, output_gauge, parametrization))
+    table = derive_table(_load(arch), _settings(alpha, update_space, update_target, output_gauge, parametrization))
     text = FORMATS[fmt](table)
     if output:
         Path(output).write_text(text)
@@ -64,10 +67,11 @@ def derive(arch, fmt, parametrization, alpha, update_space, output_gauge, output
 @click.option("--base-depth", type=int, default=2, show_default=True)
 @click.option("--base-ratio", type=int, default=1, show_default=True)
 @_settings_options
-def generate(arch, output, base_width, base_depth, base_ratio, alpha, update_space, output_gauge):
+def generate(arch, output, base_width, base_depth, base_ratio, alpha, update_space, update_target,
+             output_gauge):
     """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
     from .codegen import render_module
-    settings = _settings(alpha, update_space, output_gauge)
+    settings = _settings(alpha, update_space, update_target, output_gauge)
     code = render_module(_load(arch), settings, base=dict(n=base_width, L=base_depth, r=base_ratio),
                          source=Path(arch).as_posix())
     Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +115,7 @@ def coord_check(module, widths, ratios, depths, steps, lr, seeds, parametrizatio
 @click.argument("module", type=click.Path(exists=True, dir_okay=False))
 @click.option("--axis", type=click.Choice(["width", "ratio", "depth"]), default="width", show_default=True)
 @click.option("--values", default="64,128,256", show_default=True, help="Widths, ratios or depths.")
-@click.option("--lrs", default="1e-3,3e-3,1e-2,3e-2,1e-1", show_default=True)
+@click.option("--lrs", default="3e-4,1e-3,2e-3,4e-3,8e-3,1.6e-2", show_default=True)
 @click.option("--wds", default="0", show_default=True, help="AdamW base weight decays to sweep.")
 @click.option("--width", default=128, show_default=True)
 @click.option("--depth", default=2, show_default=True)

@@ -28,7 +28,7 @@ def _cell(table: Table, op: str, quantity: str, optimizer, fmt) -> str:
 def _header(table: Table) -> dict:
     s = table.settings
     return {"architecture": table.arch.name, "parametrization": s.parametrization,
-            "alpha": _exp(s.alpha), "update_space": s.update_space,
+            "alpha": _exp(s.alpha), "update_space": s.update_space, "update_target": s.update_target,
             "dims": dict(table.arch.dims)}
 
 
@@ -64,7 +64,7 @@ def to_csv(table: Table) -> str:
 def to_markdown(table: Table) -> str:
     h = _header(table)
     lines = [f"# {h['architecture']}: {h['parametrization']} (alpha = {h['alpha']}, "
-             f"update space = {h['update_space']}, dims = {h['dims']})", "",
+             f"KV step: {h['update_space']} space, {h['update_target']} target; dims = {h['dims']})", "",
              "| op | role | " + " | ".join(t for *_, t in SUMMARY) + " |",
              "|" + "---|" * (len(SUMMARY) + 2)]
     for o in table.arch.ops:
@@ -84,7 +84,7 @@ def to_latex(table: Table) -> str:
     h = _header(table)
     cols = "ll" + "c" * len(SUMMARY)
     lines = [f"% {h['architecture']}: {h['parametrization']}, alpha = {h['alpha']}, "
-             f"update space = {h['update_space']}",
+             f"KV step: {h['update_space']} space, {h['update_target']} target",
              f"\\begin{{tabular}}{{{cols}}}", "\\hline",
              "op & role & " + " & ".join(t for *_, t in SUMMARY) + r" \\", "\\hline"]
     for o in table.arch.ops:

@@ -4,10 +4,11 @@
 rank adjustment from GQA-μP; depth from CompleteP):
 
 * init:   ||A_0||_rho = sqrt(fan_out / fan_in)
-* update: ||dA|| = sqrt(fan_out / fan_in) * L^((alpha-1) branch) * kappa,
-          kappa = ||A_0||_2 / ||A_0||_rho (1 for full-rank ops): the step is commensurate
-          with the weight's actual spectral norm, summed coherently over L branches
-          that each carry the residual multiplier L^-alpha
+* update: ||dA|| = sqrt(fan_out / fan_in) * L^((alpha-1) branch) * kappa, summed
+          coherently over L branches that each carry the residual multiplier L^-alpha;
+          kappa = ||A_0||_2 / ||A_0||_rho (1 for full-rank ops) when the step must match the
+          weight's actual spectral norm (``update_target='spectral'``), kappa = 1 when it
+          matches the rank-adjusted norm (``update_target='rank-adjusted'``)
 * decay:  eta * lambda * ||A_0|| = ||A_0||  (eta lambda held constant)
 * eps:    eps = typical |dloss/dW_ij|
 * contraction over d: m d^gamma = 1 with gamma = 1 for correlated operands (LLN), 1/2 (CLT)
@@ -40,13 +41,22 @@ sigma, mult, eta, lam, eps = sp.symbols("sigma m eta lambda epsilon", positive=T
 class Settings:
     """Choices that are not forced by the conditions.
 
-    ``update_space`` decides where a rank-deficient op's step is measured:
-    ``'effective'`` (the repeated map, GQA f(r) = (1+sqrt r)/2) or ``'stored'``
-    (the stored n/r x n parameter, f(r) = (r+sqrt r)/2).
+    For a rank-deficient op (GQA's K and V, Adam LR f(r)/n), ``update_space`` decides
+    where the step is measured -- ``'effective'``, the repeated map, or ``'stored'``, the
+    n/r x n parameter -- and ``update_target`` what it must match -- ``'spectral'``, the
+    init's spectral norm, or ``'rank-adjusted'``, its rank-adjusted norm:
+
+    ============  ===========  ==============
+    space         spectral     rank-adjusted
+    ============  ===========  ==============
+    effective     (1+√r)/2     1
+    stored        (r+√r)/2     √r
+    ============  ===========  ==============
     """
 
     alpha: sp.Rational = sp.Integer(1)
     update_space: str = "effective"
+    update_target: str = "spectral"
     parametrization: str = "mup"
     output_gauge: str | None = None
 
@@ -56,6 +66,8 @@ class Settings:
             raise ValueError("parametrization must be 'mup' or 'sp'")
         if self.update_space not in ("effective", "stored"):
             raise ValueError("update_space must be 'effective' or 'stored'")
+        if self.update_target not in ("spectral", "rank-adjusted"):
+            raise ValueError("update_target must be 'spectral' or 'rank-adjusted'")
         if self.parametrization == "mup" and not sp.Rational(1, 2) <= self.alpha <= 1:
             raise ValueError("alpha must lie in [1/2, 1]: below 1/2 the residual stream blows up "
                              "at init, above 1 blocks stop learning features")
@@ -96,9 +108,13 @@ def leading(expr: sp.Expr, s: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
-    """The shortest of a few equivalent forms (deterministic)."""
-    forms = [sp.simplify(expr), sp.factor(expr), sp.powsimp(sp.expand(expr))]
-    forms += [sp.simplify(sp.factor(f)) for f in forms[1:]]
+    """The shortest of a few equivalent forms (deterministic).  Writing every symbol as a
+    square first turns the square roots into a rational function that ``cancel`` reduces."""
+    roots = {s: sp.Dummy(s.name, positive=True) for s in expr.free_symbols}
+    squared = sp.cancel(expr.subs({s: t ** 2 for s, t in roots.items()}))
+    back = {t: sp.sqrt(s) for s, t in roots.items()}
+    forms = [sp.factor(squared).subs(back), squared.subs(back), sp.simplify(expr), sp.factor(expr)]
+    forms += [sp.factor_terms(f) for f in forms]
     return min(forms, key=lambda f: (sp.count_ops(f), len(sp.sstr(f)), sp.sstr(f)))
 
 
@@ -132,6 +148,7 @@ class _Deriver:
     def mup(self, op: Op):
         a, space = self.s.alpha, self.s.update_space
         T, kappa = norms.target(op), norms.rank_ratio(op)
+        step_kappa = kappa if self.s.update_target == "spectral" else sp.Integer(1)
         depth = L ** (a - 1) if op.branch else sp.Integer(1)
         deficient = op.repeat != 1
         rank_note = f" (rank {op.rank}: expected-operator norm, ||A||_2 = ({sp.sstr(kappa)}) ||A||_rho)" \
@@ -157,10 +174,11 @@ class _Deriver:
             self.add(op, "init_std", None, s_val, "gauge: stored weight at unit scale")
             self.add(op, "multiplier", None, m_val,
                      f"init ||A||_rho = m (sqrt({op.fan_out}) + sqrt({op.fan_in})) = sqrt(fan_out/fan_in)")
-        U = T * depth * kappa
+        U = T * depth * step_kappa
         depth_note = f" x L^({sp.sstr(a - 1)}) (branch of {sp.sstr(L ** -a)}, L branches add)" \
             if op.branch else ""
-        kappa_note = f" x kappa = {sp.sstr(kappa)} ({space} norm)" if deficient else ""
+        kappa_note = f" x kappa = {sp.sstr(step_kappa)} ({space} step, {self.s.update_target} target)" \
+            if deficient else ""
         for opt in OPTIMIZERS:
             if tie is not None:
                 lr = self.exact[(tie.name, "lr", opt)]
@@ -225,9 +243,9 @@ def derive(arch: Architecture, settings: Settings | None = None) -> Table:
     return _Deriver(arch, settings or Settings()).run()
 
 
-def gqa_factor(update_space: str) -> sp.Expr:
+def gqa_factor(update_space: str, update_target: str = "spectral") -> sp.Expr:
     """f(r) of GQA-μP's KV learning rate, solved for a bare n x n KV map of rank n/r."""
     from .declaration import architecture
     arch = architecture("kv", [{"name": "kv", "role": "hidden", "fan_in": "n", "fan_out": "n", "rank": "n/r"}])
-    t = derive(arch, Settings(update_space=update_space))
+    t = derive(arch, Settings(update_space=update_space, update_target=update_target))
     return sp.simplify(t.get("kv", "lr", "adam").expr * n)

@@ -67,9 +67,11 @@ def test_alpha_outside_range_is_rejected():
         Settings(alpha=2)
 
 
-@pytest.mark.parametrize("space,f", [("effective", (1 + sp.sqrt(r)) / 2), ("stored", (r + sp.sqrt(r)) / 2)])
-def test_gqa_factor(space, f):
-    assert sp.simplify(gqa_factor(space) - f) == 0
+@pytest.mark.parametrize("space,target,f", [
+    ("effective", "spectral", (1 + sp.sqrt(r)) / 2), ("stored", "spectral", (r + sp.sqrt(r)) / 2),
+    ("effective", "rank-adjusted", sp.Integer(1)), ("stored", "rank-adjusted", sp.sqrt(r))])
+def test_gqa_factor(space, target, f):
+    assert sp.simplify(gqa_factor(space, target) - f) == 0
     assert f.subs(r, 1) == 1
 
 

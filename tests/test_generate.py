@@ -111,3 +111,34 @@ def test_mup_peer_agrees_at_r1(gen):
             ours_std = gen.ratio(op, "init_std", model.shape) / gen.ratio(op, "init_std", base.shape)
             assert ours_std * model.multipliers[op] / base.multipliers[op] == pytest.approx(mup_std), name
     assert model.multipliers["attn_logits"] / base.multipliers["attn_logits"] == pytest.approx(1 / width_mult)
+
+
+def test_rules_only_module_for_any_declaration(tmp_path):
+    """Without a model template the module still scales init and param groups of a user's model."""
+    from validate.loader import load_module
+    decl = tmp_path / "mlp.toml"
+    decl.write_text('name = "mlp"\n[dims]\nd = 10\n'
+                    '[[op]]\nname = "inp"\nrole = "input"\nfan_in = "d"\nfan_out = "n"\nparams = ["0.weight"]\n'
+                    '[[op]]\nname = "bias"\nrole = "vector"\nfan_out = "n"\ninit = "zeros"\nparams = ["*.bias"]\n'
+                    '[[op]]\nname = "hid"\nrole = "hidden"\nfan_in = "n"\nfan_out = "n"\nparams = ["2.weight"]\n'
+                    '[[op]]\nname = "out"\nrole = "output"\nfan_in = "n"\nfan_out = "d"\nparams = ["4.weight"]\n')
+    out = tmp_path / "mlp_rules.py"
+    CliRunner().invoke(main, ["generate", str(decl), "-o", str(out), "--base-width", "64"], catch_exceptions=False)
+    mod = load_module(out)
+    assert not hasattr(mod, "GQATransformer")
+
+    def mlp(n):
+        return torch.nn.Sequential(torch.nn.Linear(10, n), torch.nn.ReLU(), torch.nn.Linear(n, n), torch.nn.ReLU(),
+                                   torch.nn.Linear(n, 10, bias=False))
+    torch.manual_seed(0)
+    small, big = mlp(64), mlp(1024)
+    for model, n in ((small, 64), (big, 1024)):
+        mod.init_weights(model, std=1.0, shape={"n": n, "L": 1, "r": 1})
+    slope = lambda name: math.log(_std(big, name) / _std(small, name)) / math.log(16)
+    assert slope("0.weight") == pytest.approx(0.0, abs=0.03)
+    assert slope("2.weight") == pytest.approx(-0.5, abs=0.03)
+    assert slope("4.weight") == pytest.approx(-1.0, abs=0.03)
+    assert torch.all(big[0].bias == 0)
+    groups = {g["name"]: g["lr"] for g in mod.param_groups(big, lr=1.0, optimizer="sgd",
+                                                            shape={"n": 1024, "L": 1, "r": 1})}
+    assert groups == pytest.approx({"inp": 16.0, "bias": 16.0, "hid": 1.0, "out": 1 / 16})   # TP5 Table 3, SGD

@@ -120,9 +120,8 @@ def run_coord_check(module: str, widths, ratios, depths, steps: int = 5, lr: flo
                     echo=print) -> dict:
     """Coordinate check along each axis; writes JSON + PNG to ``out_dir`` when given."""
     n0, L0 = min(widths), min(depths)
-    n_mid = max(w for w in widths if w % (8 * max(ratios)) == 0) if ratios else n0
     axes = {"width": (widths, {"n": n0, "L": L0, "r": 1}),
-            "ratio": (ratios, {"n": n_mid, "L": L0, "r": 1}),
+            "ratio": (ratios, {"n": max(widths), "L": L0, "r": 1}),
             "depth": (depths, {"n": n0, "L": L0, "r": 1})}
     report = {"module": str(module), "parametrization": parametrization, "steps": steps, "lr": lr,
               "seeds": seeds, "tolerance": TOL, "axes": {}}

@@ -19,6 +19,7 @@ def plot_coord_check(report: dict, path) -> None:
                 ax.plot(res["values"], ys, marker="o", label=f"{label} ({slope:+.2f})",
                         linestyle="-" if layer["passed"] else "--")
             ax.set(xscale="log", yscale="log", xlabel=axis, title=f"{title} vs {axis}")
+            ax.minorticks_off()
             ax.set_xticks(res["values"], [str(v) for v in res["values"]])
             ax.legend(fontsize=7)
     verdict = "PASS" if report["passed"] else "FAIL"
@@ -37,7 +38,7 @@ def plot_sweep(report: dict, path) -> None:
         line, = ax.plot(lrs, losses, marker="o", label=f"{report['axis']}={run['value']}, wd={run['wd']}")
         if run["best_lr"] is not None:
             ax.axvline(run["best_lr"], color=line.get_color(), alpha=0.3)
-    ax.set(xscale="log", xlabel="base learning rate", ylabel="final loss",
+    ax.set(xscale="log", xlabel="base learning rate", ylabel="held-out loss",
            title=f"{report['parametrization']} LR sweep across {report['axis']} "
                  f"(optimum shift {report['shift_log2']:+.2f} octaves)")
     ax.legend(fontsize=7)
