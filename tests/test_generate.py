@@ -73,8 +73,11 @@ def test_state_dict_roundtrip_and_compile(gen, tmp_path):
     other = gen.GQATransformer(width=64, depth=2, ratio=2)
     other.load_state_dict(torch.load(tmp_path / "m.pt"))
     assert torch.equal(model(x), other(x))
-    compiled = torch.compile(model, backend="eager", fullgraph=True)
-    assert torch.allclose(compiled(x), model(x), atol=1e-5)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)   # traces forward and backward
+    logits, loss = compiled(x[:, :-1], x[:, 1:])
+    loss.backward()
+    assert torch.allclose(logits, model(x[:, :-1]), atol=1e-5)
+    assert model.blocks[0].attn.k.weight.grad is not None
 
 
 def test_probe_path_matches_sdpa(gen):

@@ -88,3 +88,21 @@ def test_lr_transfer_across_group_ratio_picks_f(tmp_path):
     assert eff["shift_log2"] <= 0.5
     assert eff["shift_log2"] < sto["shift_log2"]
     assert eff["runs"][-1]["best_loss"] < sto["runs"][-1]["best_loss"]        # r = 8
+
+
+def test_cli_coord_check_and_sweep_on_text(tmp_path):
+    from click.testing import CliRunner
+    from derive.cli import main
+    from conftest import ROOT
+    run = CliRunner().invoke
+    res = run(main, ["coord-check", str(GENERATED), "--widths", "64,128", "--ratios", "1,2", "--depths", "2,4",
+                     "--steps", "2", "--seeds", "1", "--parametrization", "sp", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output          # SP failing the check is expected, not an error
+    assert "[sp] coordinate check FAILED" in res.output
+    assert (tmp_path / "coord_check_gqa_transformer_sp.json").exists()
+    res = run(main, ["sweep", str(GENERATED), "--axis", "width", "--values", "64", "--lrs", "1e-3,4e-3",
+                     "--steps", "3", "--batch", "2", "--seq", "16", "--text", str(ROOT / "README.md"),
+                     "--out", str(tmp_path), "--name", "text"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "text.json").read_text())
+    assert rep["data"].endswith("README.md") and all(math.isfinite(l) for l in rep["runs"][0]["losses"])

@@ -1,6 +1,8 @@
 """Matplotlib figures for coordinate checks and LR sweeps."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -34,13 +36,16 @@ def plot_sweep(report: dict, path) -> None:
     """Final loss against base LR, one line per axis value, optimum marked."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for run in report["runs"]:
-        lrs, losses = run["lrs"], run["losses"]
+        lrs, losses = run["lrs"], [float("nan") if l is None else l for l in run["losses"]]
         line, = ax.plot(lrs, losses, marker="o", label=f"{report['axis']}={run['value']}, wd={run['wd']}")
         if run["best_lr"] is not None:
             ax.axvline(run["best_lr"], color=line.get_color(), alpha=0.3)
     ax.set(xscale="log", xlabel="base learning rate", ylabel="held-out loss",
-           title=f"{report['parametrization']} LR sweep across {report['axis']} "
-                 f"(optimum shift {report['shift_log2']:+.2f} octaves)")
+           title=f"{Path(path).stem}: {report['parametrization']} across {report['axis']}\n"
+                 f"optimum shift {report['shift_log2']:+.2f} octaves")
+    ax.minorticks_off()
+    lrs = report["runs"][0]["lrs"]
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

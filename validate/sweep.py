@@ -74,7 +74,6 @@ def run_sweep(module: str, axis: str, values: list[int], lrs: list[float], wds: 
             r["losses"] = [None if l is None else round(l, 5) for l in r["losses"]]
         (out / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
         from .plots import plot_sweep
-        plot_sweep({**report, "runs": [{**r, "losses": [l if l is not None else np.nan for l in r["losses"]]}
-                                       for r in runs]}, out / f"{stem}.png")
+        plot_sweep(report, out / f"{stem}.png")
         echo(f"wrote {out / stem}.json and .png")
     return report
