@@ -40,11 +40,13 @@ def plot_sweep(report: dict, path) -> None:
         line, = ax.plot(lrs, losses, marker="o", label=f"{report['axis']}={run['value']}, wd={run['wd']}")
         if run["best_lr"] is not None:
             ax.axvline(run["best_lr"], color=line.get_color(), alpha=0.3)
-    ax.set(xscale="log", xlabel="base learning rate", ylabel="held-out loss",
+    lrs = report["runs"][0]["lrs"]
+    ax.set_xlim(min(lrs) / 1.3, max(lrs) * 1.3)
+    ax.set_xscale("log")
+    ax.set(xlabel="base learning rate", ylabel="held-out loss",
            title=f"{Path(path).stem}: {report['parametrization']} across {report['axis']}\n"
                  f"optimum shift {report['shift_log2']:+.2f} octaves")
     ax.minorticks_off()
-    lrs = report["runs"][0]["lrs"]
     ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
     ax.legend(fontsize=7)
     fig.tight_layout()
