@@ -109,3 +109,32 @@ def test_tied_embedding_is_consistent():
 def test_every_entry_has_a_reason(mha):
     assert all(e.reason and "=>" in e.reason for e in mha.entries)
     assert "rank n/r" in derive(load(GQA)).get("k", "init_std").reason
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 8), st.booleans())
+def test_any_width_by_width_op_is_hidden_like(a, b, branch):
+    """fan_in = a n, fan_out = b n: init n^-1/2, Adam LR n^-1, SGD LR n^0 whatever a and b."""
+    t = derive(architecture("h", [{"name": "w", "role": "hidden", "fan_in": f"{a}*n", "fan_out": f"{b}*n",
+                                   "branch": branch}]))
+    assert t.exponents("w", "init_std")[0] == -HALF
+    assert t.exponents("w", "lr", "adam")[0] == -1
+    assert t.exponents("w", "lr", "sgd")[0] == 0
+
+
+@pytest.mark.parametrize("role,fan_in,fan_out", [("output", "n", "V"), ("hidden", "n", "n"), ("input", "V", "n")])
+def test_gauge_invariance(role, fan_in, fan_out):
+    """abc-symmetry: moving scale between init and multiplier leaves the effective weight
+    (m sigma), the effective Adam step (m eta) and SGD step (m^2 eta) unchanged."""
+    def table(gauge):
+        return derive(architecture("g", [{"name": "w", "role": role, "fan_in": fan_in, "fan_out": fan_out,
+                                          "gauge": gauge}], dims={"V": 7}))
+    a, b = table("init"), table("multiplier")
+    m = lambda t: t.get("w", "multiplier").expr
+    for expr in (lambda t: m(t) * t.get("w", "init_std").expr,
+                 lambda t: m(t) * t.get("w", "lr", "adam").expr,
+                 lambda t: m(t) ** 2 * t.get("w", "lr", "sgd").expr):
+        assert sp.simplify(expr(a) - expr(b)) == 0
