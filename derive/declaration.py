@@ -116,6 +116,8 @@ def make_op(spec: dict, dims: dict[str, int]) -> Op:
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise DeclarationError(str(name), "name", "every op needs a non-empty string name")
+    if name == "residual":
+        raise DeclarationError(name, "name", "'residual' is reserved for the residual-branch multiplier")
     extra = set(spec) - OP_FIELDS
     if extra:
         raise DeclarationError(name, sorted(extra)[0], f"unknown field; allowed: {sorted(OP_FIELDS)}")
@@ -167,15 +169,16 @@ def make_op(spec: dict, dims: dict[str, int]) -> Op:
     init = spec.get("init", "normal")
     if init not in INITS:
         raise DeclarationError(name, "init", f"{init!r} is not one of {INITS}")
-    branch = spec.get("branch", False)
-    if not isinstance(branch, bool):
-        raise DeclarationError(name, "branch", f"expected true or false, got {branch!r}")
+    branch, correlated = spec.get("branch", False), spec.get("correlated", True)
+    for fld, flag in (("branch", branch), ("correlated", correlated)):
+        if not isinstance(flag, bool):
+            raise DeclarationError(name, fld, f"expected true or false, got {flag!r}")
     params = spec.get("params", ())
     if isinstance(params, str) or not all(isinstance(p, str) for p in params):
         raise DeclarationError(name, "params", "expected a list of parameter-name globs")
     return Op(name=name, role=role, fan_in=fields["fan_in"], fan_out=fields["fan_out"], rank=rank,
               repeat=repeat, branch=branch, tied=spec.get("tied"), gauge=gauge, init=init, params=tuple(params),
-              correlated=bool(spec.get("correlated", True)))
+              correlated=correlated)
 
 
 def architecture(name: str, ops: list[dict], dims: dict[str, int] | None = None,

@@ -23,6 +23,8 @@ GOOD = {"name": "w", "role": "hidden", "fan_in": "n", "fan_out": "n"}
     ({"colour": "red"}, "colour", "unknown field"),
     ({"rank": "n / r", "repeat": "2"}, "repeat", "disagrees"),
     ({"tied": "nope"}, "tied", "names no other op"),
+    ({"branch": "yes"}, "branch", "true or false"),
+    ({"gauge": "both"}, "gauge", "not one of"),
 ])
 def test_bad_op(patch, field, msg):
     spec = {k: v for k, v in {**GOOD, **patch}.items() if v is not None}
@@ -30,6 +32,11 @@ def test_bad_op(patch, field, msg):
         architecture("a", [spec])
     assert err.value.op == "w" and err.value.field == field
     assert "op 'w'" in str(err.value) and f"field '{field}'" in str(err.value)
+
+
+def test_reserved_name():
+    with pytest.raises(DeclarationError, match="reserved"):
+        architecture("a", [{**GOOD, "name": "residual"}])
 
 
 def test_cli_error_names_op_and_field(tmp_path):
