@@ -27,12 +27,19 @@ def best_lr(lrs: list[float], losses: list[float]) -> float | None:
     return float(2 ** xs[i])
 
 
+def _shift(optima: list) -> float:
+    """Spread of the optimal LRs in octaves (0 for fewer than two finite optima)."""
+    optima = [o for o in optima if o is not None]
+    return float(np.log2(max(optima) / min(optima))) if len(optima) > 1 else 0.0
+
+
 def run_sweep(module: str, axis: str, values: list[int], lrs: list[float], wds: list[float], shape: dict,
               steps: int = 100, batch: int = 16, seq: int = 64, seeds: int = 1, text: str | None = None,
               parametrization: str = "mup", device: str = "cpu", out_dir: str | None = None,
               name: str | None = None, echo=print) -> dict:
     """Train every (value, wd, lr) for ``steps`` AdamW steps; report the optimal base LR per
-    value and its shift (in octaves) across the axis.  Diverged runs count as loss = inf."""
+    value and its largest shift (in octaves) across the axis at a fixed base WD.  Diverged
+    runs count as loss = inf."""
     mod = load_module(module)
     key = {"width": "n", "ratio": "r", "depth": "L"}[axis]
     task = TextTask(text) if text else MarkovTask(vocab=mod.DIMS["vocab"], seed=1234)
@@ -57,8 +64,7 @@ def run_sweep(module: str, axis: str, values: list[int], lrs: list[float], wds: 
             runs.append({"value": v, "wd": wd, "lrs": lrs, "losses": [l if math.isfinite(l) else None
                                                                       for l in losses],
                          "best_lr": best_lr(lrs, losses), "best_loss": min(losses)})
-    optima = [r["best_lr"] for r in runs if r["best_lr"] is not None]
-    shift = float(np.log2(max(optima) / min(optima))) if len(optima) > 1 else 0.0
+    shift = max(_shift([r["best_lr"] for r in runs if r["wd"] == wd]) for wd in wds)
     report = {"module": str(module), "parametrization": parametrization, "axis": axis, "values": values,
               "shape": shape, "steps": steps, "batch": batch, "seq": seq, "seeds": seeds,
               "data": text or "synthetic Markov + copy", "runs": runs, "shift_log2": shift}
