@@ -21,7 +21,7 @@ import torch
 
 from .data import MarkovTask, batches
 from .loader import load_module
-from .train import Diverged, build, optimizer, train
+from .train import AXES, Diverged, build, optimizer, train
 
 LAYERS = {"embedding": "tok_emb", "q": "blocks.*.attn.q", "k": "blocks.*.attn.k", "v": "blocks.*.attn.v",
           "attn_logits": "blocks.*.attn.scores", "attn_out": "blocks.*.attn", "mlp_out": "blocks.*.mlp",
@@ -94,7 +94,7 @@ def allowance(module, axis: str, values: list[int], base: dict, parametrization:
 
 def run_axis(module, axis: str, values: list[int], base: dict, parametrization: str, steps: int,
              lr: float, seeds: int, device: str) -> dict:
-    key = {"width": "n", "ratio": "r", "depth": "L"}[axis]
+    key = AXES[axis]
     bound = TOL + allowance(module, axis, values, base, parametrization)
     runs = []
     for v in values:
@@ -102,9 +102,7 @@ def run_axis(module, axis: str, values: list[int], base: dict, parametrization: 
                     for s in range(seeds)]
         runs.append(per_seed)
     layers, diverged = {}, [r["diverged"] for per in runs for r in per if r["diverged"]]
-    for label in LAYERS:
-        if diverged:
-            break
+    for label in [] if diverged else LAYERS:
         curve = {m: [np.mean([r[m][label] for r in per], axis=0).tolist() for per in runs]
                  for m in ("rms", "delta")}
         s_rms = slope(values, [c[-1] for c in curve["rms"]])

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from .data import MarkovTask, TextTask, batches
 from .loader import load_module
-from .train import Diverged, build, evaluate, optimizer, train
+from .train import AXES, Diverged, build, evaluate, optimizer, train
 
 
 def best_lr(lrs: list[float], losses: list[float]) -> float | None:
@@ -41,7 +41,7 @@ def run_sweep(module: str, axis: str, values: list[int], lrs: list[float], wds: 
     value and its largest shift (in octaves) across the axis at a fixed base WD.  Diverged
     runs count as loss = inf."""
     mod = load_module(module)
-    key = {"width": "n", "ratio": "r", "depth": "L"}[axis]
+    key = AXES[axis]
     task = TextTask(text) if text else MarkovTask(vocab=mod.DIMS["vocab"], seed=1234)
     held_out = batches(task, 4, batch, seq, seed=10_000)
     runs, jobs = [], [(v, wd, lr) for v in values for wd in wds for lr in lrs]

@@ -8,6 +8,9 @@ import torch
 from .loader import load_module
 
 
+AXES = {"width": "n", "ratio": "r", "depth": "L"}   # sweep axis -> shape key
+
+
 class Diverged(RuntimeError):
     """Training produced a non-finite loss."""
 
