@@ -1,6 +1,8 @@
 """Command line: ``mup-derive derive|generate|coord-check|sweep``."""
 from __future__ import annotations
 
+import math
+import shlex
 from pathlib import Path
 
 import click
@@ -9,16 +11,22 @@ from .declaration import DeclarationError, load
 from .render import FORMATS
 from .solver import Settings, derive as derive_table
 
+from validate.controls import CONTROLS
+from validate.defaults import DEFAULTS as CHECK
+
+AXES = ("depth", "ratio", "width")
+
 
 def _settings_options(f):
     f = click.option("--alpha", default="1", show_default=True,
                      help="Residual branch multiplier L^-alpha (1 CompleteP, 1/2 depth-muP).")(f)
     f = click.option("--update-space", type=click.Choice(["effective", "stored"]), default="effective",
-                     show_default=True, help="Where a rank-deficient op's step is measured: "
-                     "effective gives GQA f(r)=(1+sqrt r)/2, stored gives (r+sqrt r)/2.")(f)
-    f = click.option("--update-target", type=click.Choice(["spectral", "rank-adjusted"]), default="spectral",
+                     show_default=True, help="Where a rank-deficient op's step is measured: the repeated map "
+                     "(effective) or the stored n/r x n parameter (stored, a factor sqrt r more).")(f)
+    f = click.option("--update-target", type=click.Choice(["spectral", "rank-adjusted"]), default="rank-adjusted",
                      show_default=True, help="What a rank-deficient op's step must match: the init's spectral "
-                     "norm (kappa = (1+sqrt r)/2) or its rank-adjusted norm (kappa = 1).")(f)
+                     "norm (kappa = (1+sqrt r)/2) or its rank-adjusted norm (kappa = 1). GQA's f(r): effective + "
+                     "rank-adjusted 1, effective + spectral (1+sqrt r)/2, stored + spectral (r+sqrt r)/2.")(f)
     f = click.option("--output-gauge", type=click.Choice(["init", "multiplier"]), default=None,
                      help="Output layer: width scaling in the init (TP5 Table 3) or in a multiplier (mup).")(f)
     return f
@@ -79,62 +87,155 @@ def generate(arch, output, base_width, base_depth, base_ratio, alpha, update_spa
     click.echo(f"wrote {output}")
 
 
-def _ints(text: str) -> list[int]:
+def _csv(values) -> str:
+    return ",".join(map(str, values))
+
+
+def _numbers(kind, positive: bool = True):
+    """Click callback: comma-separated finite numbers (positive, or non-negative), at least one."""
+    def parse(ctx, param, text):
+        try:
+            vals = [kind(t) for t in str(text).split(",") if t.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+        if not vals:
+            raise click.BadParameter("needs at least one value")
+        bad = [v for v in vals if not math.isfinite(v) or v < 0 or (positive and v == 0)]
+        if bad:
+            raise click.BadParameter(f"{bad[0]} is not a {'positive' if positive else 'non-negative'} finite number")
+        return vals
+    return parse
+
+
+def _positive(ctx, param, value):
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise click.BadParameter(f"{value} is not a positive finite number")
+    return value
+
+
+def _device(ctx, param, value):
+    import torch
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+        dev = torch.device(value)
+    except RuntimeError:
+        raise click.BadParameter(f"{value!r} is not a torch device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine")
+    return value
+
+
+def _out_dir(ctx, param, value):
+    if Path(value).exists() and not Path(value).is_dir():
+        raise click.BadParameter(f"{value} exists and is not a directory")
+    return value
+
+
+def _target(spec: str, parametrization: str, **kw):
+    from validate.target import TargetError, resolve
+    try:
+        return resolve(spec, parametrization, **kw)
+    except TargetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _command() -> str:
+    """The full command line behind a report, every option spelled out."""
+    ctx = click.get_current_context()
+    parts = ["mup-derive", ctx.info_name]
+    for p in ctx.command.params:
+        v = ctx.params[p.name]
+        if isinstance(p, click.Argument):
+            parts.append(str(v))
+        elif v is not None and v is not False:
+            flag = max(p.opts, key=len)
+            parts += [flag] if v is True else [flag, ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+    return " ".join(shlex.quote(x) for x in parts)
 
 
 @main.command("coord-check")
-@click.argument("module", type=click.Path(exists=True, dir_okay=False))
-@click.option("--widths", default="64,128,256", show_default=True)
-@click.option("--ratios", default="1,2,4,8", show_default=True)
-@click.option("--depths", default="2,4,8", show_default=True)
-@click.option("--steps", default=5, show_default=True)
-@click.option("--lr", default=1e-2, show_default=True, help="Adam base LR for the check.")
-@click.option("--seeds", default=2, show_default=True)
+@click.argument("target")
+@click.option("--widths", default=_csv(CHECK["widths"]), show_default=True, callback=_numbers(int))
+@click.option("--ratios", default=_csv(CHECK["ratios"]), show_default=True, callback=_numbers(int))
+@click.option("--depths", default=_csv(CHECK["depths"]), show_default=True, callback=_numbers(int))
+@click.option("--axes", default="width,ratio,depth", show_default=True, help="Axes to check.")
+@click.option("--lr", default=CHECK["lr"], show_default=True, callback=_positive, help="AdamW base LR.")
+@click.option("--batch", default=CHECK["batch"], show_default=True, type=click.IntRange(min=1),
+              help="Sequences in the one batch that is trained on and probed (built-in model).")
+@click.option("--seq", default=CHECK["seq"], show_default=True, type=click.IntRange(min=1))
+@click.option("--alpha", default=CHECK["alpha"], show_default=True, callback=_positive,
+              help="Depth exponent the check expects: per-layer dW.x of a branch op ~ L^(alpha-1).")
+@click.option("--band", default=CHECK["band"], show_default=True, callback=_positive,
+              help="Half-width of the band of slopes around the theoretical one that counts as Theta.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp", "both"]), default="both", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--out", "out_dir", default="validate/reports", show_default=True)
-def coord_check(module, widths, ratios, depths, steps, lr, seeds, parametrization, device, out_dir):
-    """Train a few Adam steps per shape and check activation-RMS slopes against each axis."""
-    from validate.coord_check import run_coord_check
+@click.option("--control", type=click.Choice(sorted(CONTROLS)),
+              default=None, help="Check a deliberately broken muP variant (a negative control).")
+@click.option("--steps", default=CHECK["steps"], show_default=True, type=click.IntRange(min=1))
+@click.option("--seeds", default=CHECK["seeds"], show_default=True, type=click.IntRange(min=2),
+              help="Seeds per shape; their spread gives each slope's confidence interval.")
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
+def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, band, parametrization, control, steps,
+                seeds, device, out_dir):
+    """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
+    RMS, its change and its own dW.x along each axis, and test them against muP theory."""
+    from validate.coord_check import CheckError, run_coord_check
+    grid = {"width": widths, "ratio": ratios, "depth": depths}
+    chosen = [a.strip() for a in axes.split(",") if a.strip()]
+    unknown = [a for a in chosen if a not in grid]
+    if unknown or not chosen:
+        raise click.BadParameter(f"expected axes among {sorted(grid)}, got {axes!r}", param_hint="--axes")
     params = ["mup", "sp"] if parametrization == "both" else [parametrization]
-    reports = {p: run_coord_check(module, widths=_ints(widths), ratios=_ints(ratios), depths=_ints(depths),
-                                  steps=steps, lr=lr, seeds=seeds, parametrization=p, device=device,
-                                  out_dir=out_dir, echo=click.echo) for p in params}
-    if "mup" in reports and not reports["mup"]["passed"]:
-        raise SystemExit(1)   # SP is expected to fail; μP failing is an error
+    if control:                               # a control is a broken muP variant
+        if parametrization == "sp":
+            raise click.BadParameter("a control breaks the muP rules: drop --parametrization sp",
+                                     param_hint="--control")
+        params = ["mup"]
+    failed = []
+    for p in params:
+        try:
+            rep = run_coord_check(_target(target, p, batch=batch, seq=seq), {a: grid[a] for a in chosen},
+                                  steps=steps, lr=lr, seeds=seeds, alpha=alpha, band=band, device=device, control=control,
+                                  out_dir=out_dir, command=_command(), echo=click.echo)
+        except CheckError as exc:
+            raise click.ClickException(str(exc)) from None
+        failed += [p] if (p == "mup" and not control and not rep["passed"]) else []
+    if failed:
+        raise SystemExit(1)   # SP and controls are expected to fail; muP failing is an error
 
 
 @main.command()
-@click.argument("module", type=click.Path(exists=True, dir_okay=False))
-@click.option("--axis", type=click.Choice(["width", "ratio", "depth"]), default="width", show_default=True)
-@click.option("--values", default="64,128,256", show_default=True, help="Widths, ratios or depths.")
-@click.option("--lrs", default="3e-4,1e-3,2e-3,4e-3,8e-3,1.6e-2", show_default=True)
-@click.option("--wds", default="0", show_default=True, help="AdamW base weight decays to sweep.")
-@click.option("--width", default=128, show_default=True)
-@click.option("--depth", default=2, show_default=True)
-@click.option("--ratio", default=1, show_default=True)
-@click.option("--steps", default=100, show_default=True)
-@click.option("--batch", default=16, show_default=True)
-@click.option("--seq", default=64, show_default=True)
-@click.option("--seeds", default=1, show_default=True)
+@click.argument("target")
+@click.option("--axis", type=click.Choice(sorted(AXES)), default="width", show_default=True)
+@click.option("--values", default="64,128,256", show_default=True, callback=_numbers(int),
+              help="Widths, ratios or depths.")
+@click.option("--lrs", default="5e-4,1e-3,2e-3,4e-3,8e-3", show_default=True, callback=_numbers(float))
+@click.option("--wds", default="0", show_default=True, callback=_numbers(float, positive=False),
+              help="AdamW base weight decays to sweep.")
+@click.option("--width", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--depth", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--ratio", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--seq", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Train on this text file (bytes) instead of the synthetic task.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--out", "out_dir", default="validate/reports", show_default=True)
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @click.option("--name", default=None, help="Report file stem.")
-def sweep(module, axis, values, lrs, wds, width, depth, ratio, steps, batch, seq, seeds, text,
-          parametrization, device, out_dir, name):
-    """Sweep base LR (and WD) across widths, ratios or depths; report optimum shift."""
+def sweep(target, axis, values, lrs, wds, width, depth, ratio, batch, seq, text, parametrization, steps, seeds,
+          device, out_dir, name):
+    """Sweep base LR (and WD) across widths, ratios or depths; report the optimum's shift."""
+    from validate.data import TextTask
     from validate.sweep import run_sweep
-    run_sweep(module, axis=axis, values=_ints(values), lrs=[float(v) for v in lrs.split(",")],
-              wds=[float(v) for v in wds.split(",")], shape=dict(n=width, L=depth, r=ratio),
-              steps=steps, batch=batch, seq=seq, seeds=seeds, text=text, parametrization=parametrization,
-              device=device, out_dir=out_dir, name=name, echo=click.echo)
+    try:
+        task = TextTask(text, min_bytes=seq + 2) if text else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--text") from None
+    tgt = _target(target, parametrization, task=task, batch=batch, seq=seq)
+    run_sweep(tgt, axis=axis, values=values, lrs=lrs, wds=wds, shape=dict(n=width, L=depth, r=ratio), steps=steps,
+              seeds=seeds, device=device, out_dir=out_dir, name=name, command=_command(), echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -46,5 +46,7 @@ def render_module(arch: Architecture, settings: Settings, base: dict, source: st
     ctx = dict(arch=arch, settings=settings, base=base, source=source, optimizers=OPTIMIZERS,
                wd_optimizers=WD_OPTIMIZERS, eps_optimizers=EPS_OPTIMIZERS,
                rules={"mup": _rules(mup), "sp": _rules(spt)}, table_md=to_markdown(mup).splitlines(),
-               ops=arch.ops, model_template=MODELS.get(arch.model))
+               ops=arch.ops, model_template=MODELS.get(arch.model),
+               shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
+                       for op in arch.ops})
     return env.get_template("module.py.j2").render(**ctx)

@@ -52,11 +52,15 @@ class Settings:
     effective     (1+√r)/2     1
     stored        (r+√r)/2     √r
     ============  ===========  ==============
+
+    The default, effective space with the rank-adjusted target (f = 1), keeps every coordinate
+    of K and V's update Θ(1) in r; it is the one the coordinate check and the LR sweeps
+    across r support (``validate/reports/README.md``).
     """
 
     alpha: sp.Rational = sp.Integer(1)
     update_space: str = "effective"
-    update_target: str = "spectral"
+    update_target: str = "rank-adjusted"
     parametrization: str = "mup"
     output_gauge: str | None = None
 
@@ -243,7 +247,7 @@ def derive(arch: Architecture, settings: Settings | None = None) -> Table:
     return _Deriver(arch, settings or Settings()).run()
 
 
-def gqa_factor(update_space: str, update_target: str = "spectral") -> sp.Expr:
+def gqa_factor(update_space: str, update_target: str) -> sp.Expr:
     """f(r) of GQA-μP's KV learning rate, solved for a bare n x n KV map of rank n/r."""
     from .declaration import architecture
     arch = architecture("kv", [{"name": "kv", "role": "hidden", "fan_in": "n", "fan_out": "n", "rank": "n/r"}])

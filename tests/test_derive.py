@@ -75,13 +75,16 @@ def test_gqa_factor(space, target, f):
     assert f.subs(r, 1) == 1
 
 
-@pytest.mark.parametrize("space,f", [("effective", (1 + sp.sqrt(r)) / 2), ("stored", (r + sp.sqrt(r)) / 2)])
-def test_gqa_kv_rules(space, f):
-    t = derive(load(GQA), Settings(update_space=space))
+@pytest.mark.parametrize("space,target,f", [("effective", "rank-adjusted", sp.Integer(1)),
+                                           ("effective", "spectral", (1 + sp.sqrt(r)) / 2),
+                                           ("stored", "spectral", (r + sp.sqrt(r)) / 2)])
+def test_gqa_kv_rules(space, target, f):
+    t = derive(load(GQA), Settings(update_space=space, update_target=target))
     for op in ("k", "v"):
         assert t.exponents(op, "init_std") == (-HALF, 0, 0)               # hidden init, no r
         assert sp.simplify(t.get(op, "lr", "adam").expr - f / n) == 0     # f(r)/n
         assert sp.simplify(t.get(op, "wd", "adamw").expr - n / f) == 0    # n/f(r)
+    assert Settings() == Settings(update_space="effective", update_target="rank-adjusted")   # default f = 1
     for op in ("q", "o"):                                                 # plain hidden weights
         assert t.get(op, "lr", "adam").expr == 1 / n
         assert t.exponents(op, "lr", "adam")[2] == 0

@@ -10,13 +10,15 @@ from derive.cli import main
 from conftest import GENERATED, GQA, MHA
 
 
-def test_generated_is_current(tmp_path):
+@pytest.mark.parametrize("decl", ["gqa_transformer", "mlp"])
+def test_generated_is_current(tmp_path, decl):
+    src = GQA.parent / f"{decl}.toml"
     out = tmp_path / "g.py"
-    res = CliRunner().invoke(main, ["generate", str(GQA.relative_to(GQA.parents[1])), "-o", str(out),
+    res = CliRunner().invoke(main, ["generate", str(src.relative_to(GQA.parents[1])), "-o", str(out),
                                     "--base-width", "128", "--base-depth", "2", "--base-ratio", "1"],
                              catch_exceptions=False)
     assert res.exit_code == 0
-    assert out.read_bytes() == GENERATED.read_bytes(), "regenerate generated/ (see README)"
+    assert out.read_bytes() == (GENERATED.parent / f"{decl}.py").read_bytes(), "regenerate generated/ (see README)"
 
 
 def test_regeneration_is_byte_identical(tmp_path):
@@ -51,10 +53,9 @@ def test_param_groups_carry_derived_lr_wd_eps(gen):
     base = gen.GQATransformer(width=128, depth=2, ratio=1)
     model = gen.GQATransformer(width=512, depth=8, ratio=4)
     groups = {g["name"]: g for g in gen.param_groups(model, lr=1e-2, weight_decay=0.1, eps=1e-8)}
-    f = lambda r: (1 + math.sqrt(r)) / 2
     assert groups["q"]["lr"] == pytest.approx(1e-2 * 128 / 512)                    # n^-1 L^0 (CompleteP)
-    assert groups["k"]["lr"] == pytest.approx(1e-2 * 128 / 512 * f(4))            # f(r)/n
-    assert groups["k"]["weight_decay"] == pytest.approx(0.1 * 512 / 128 / f(4))   # n / f(r)
+    assert groups["k"]["lr"] == pytest.approx(1e-2 * 128 / 512)                   # f(r)/n, default f = 1
+    assert groups["k"]["weight_decay"] == pytest.approx(0.1 * 512 / 128)          # n / f(r)
     assert groups["q"]["eps"] == pytest.approx(1e-8 * (128 / 512) * (2 / 8))      # n^-1 L^-1
     assert groups["embedding"]["lr"] == pytest.approx(1e-2)
     assert groups["unembedding"]["lr"] == pytest.approx(1e-2 * 128 / 512)
@@ -80,14 +81,24 @@ def test_state_dict_roundtrip_and_compile(gen, tmp_path):
     assert model.blocks[0].attn.k.weight.grad is not None
 
 
-def test_probe_path_matches_sdpa(gen):
+def test_hooked_attention_logits_reproduce_the_layer(gen):
+    """The coordinate check's logits (from hooked q and k) are the ones SDPA uses: softmax of them
+    with the causal mask, applied to the hooked v, then o, gives the attention layer's output."""
+    from validate.target import gqa_logits
     torch.manual_seed(0)
     model = gen.GQATransformer(width=64, depth=2, ratio=4)
-    x = torch.randint(0, 256, (2, 16))
-    fast = model(x)
-    for b in model.blocks:
-        b.attn.probe = True
-    assert torch.allclose(model(x), fast, atol=1e-5)
+    out = {}
+    for name in ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.0.attn.v", "blocks.0.attn"):
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, o, name=name: out.__setitem__(name, o))
+    model(torch.randint(0, 256, (2, 16)))
+    out.update({f"blocks.1.attn.{x}": out[f"blocks.0.attn.{x}"] for x in "qk"})
+    s = gqa_logits(model, out)["attn_logits"][0]
+    a = model.blocks[0].attn
+    B, T, _ = out["blocks.0.attn.v"].shape
+    v = out["blocks.0.attn.v"].view(B, T, a.heads // a.ratio, a.d_head).transpose(1, 2).repeat_interleave(a.ratio, 1)
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    y = (s.masked_fill(~mask, float("-inf")).softmax(-1) @ v).transpose(1, 2).reshape(B, T, -1)
+    assert torch.allclose(a.o(y), out["blocks.0.attn"], atol=1e-5)
 
 
 def test_mup_peer_agrees_at_r1(gen):

@@ -23,16 +23,20 @@ def run():
 def test_json(run):
     data = json.loads(run("--format", "json"))
     k = data["ops"]["k"]
-    assert k["lr"]["adam"]["expr"] == "(sqrt(r) + 1)/(2*n)"
-    assert k["lr"]["adam"]["exponents"] == {"n": "-1", "L": "0", "r": "1/2"}
+    assert k["lr"]["adam"]["expr"] == "1/n"                     # default f(r) = 1
+    assert k["lr"]["adam"]["exponents"] == {"n": "-1", "L": "0", "r": "0"}
     assert k["init_std"]["exponents"]["n"] == "-1/2"
     assert data["ops"]["residual"]["multiplier"]["exponents"]["L"] == "-1"
     assert all(k[q]["reason"] for q in ("init_std", "multiplier"))
 
 
-def test_json_stored_space(run):
-    data = json.loads(run("--format", "json", "--update-space", "stored"))
-    assert data["ops"]["v"]["lr"]["adam"]["exponents"]["r"] == "1"
+@pytest.mark.parametrize("space,target,expr,exp_r", [("effective", "spectral", "(sqrt(r) + 1)/(2*n)", "1/2"),
+                                                     ("stored", "spectral", "(sqrt(r) + r)/(2*n)", "1"),
+                                                     ("stored", "rank-adjusted", "sqrt(r)/n", "1/2")])
+def test_json_kv_choices(run, space, target, expr, exp_r):
+    data = json.loads(run("--format", "json", "--update-space", space, "--update-target", target))
+    assert data["ops"]["v"]["lr"]["adam"]["expr"] == expr
+    assert data["ops"]["v"]["lr"]["adam"]["exponents"]["r"] == exp_r
 
 
 def test_csv(run):
@@ -43,6 +47,6 @@ def test_csv(run):
 
 def test_markdown_and_latex(run):
     md = run("--format", "md")
-    assert "| k | hidden |" in md and "(sqrt(r) + 1)/(2*n)" in md
+    assert "| k | hidden |" in md and "rank-adjusted target" in md
     tex = run("--format", "latex", "--alpha", "1/2")
     assert "\\begin{tabular}" in tex and "\\frac{1}{\\sqrt{L}}" in tex

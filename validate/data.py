@@ -34,9 +34,11 @@ class MarkovTask:
 class TextTask:
     """Random windows of a file's bytes (vocab 256)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, min_bytes: int = 2):
         self.data = np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)
         self.vocab = 256
+        if len(self.data) < min_bytes:
+            raise ValueError(f"{path} has {len(self.data)} bytes; need at least {min_bytes}")
 
     def batch(self, batch: int, seq: int, rng: np.random.Generator) -> torch.Tensor:
         if len(self.data) < seq + 2:
@@ -45,7 +47,7 @@ class TextTask:
         return torch.from_numpy(np.stack([self.data[s:s + seq + 1] for s in start]).astype(np.int64))
 
 
-def batches(task, steps: int, batch: int, seq: int, seed: int) -> list[torch.Tensor]:
-    """A fixed list of ``steps`` batches, identical for every model in a comparison."""
+def batches(sample, count: int, seed: int) -> list:
+    """A fixed list of ``count`` batches from ``sample(rng)``, identical for every model in a comparison."""
     rng = np.random.default_rng(seed)
-    return [task.batch(batch, seq, rng) for _ in range(steps)]
+    return [sample(rng) for _ in range(count)]

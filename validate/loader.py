@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 
+_fresh = itertools.count()
 
-def load_module(path: str | Path):
-    """Import ``path`` as a module (registered in ``sys.modules`` under its resolved path)."""
+
+def load_module(path: str | Path, fresh: bool = False):
+    """Import ``path`` as a module, registered in ``sys.modules`` under its resolved path; ``fresh``
+    gives a new, independent copy (to patch without touching the shared one)."""
     path = Path(path).resolve()
-    name = f"mup_generated_{path.stem}_{abs(hash(str(path)))}"
+    name = f"mup_generated_{path.stem}_{abs(hash(str(path)))}" + (f"_{next(_fresh)}" if fresh else "")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

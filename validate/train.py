@@ -1,12 +1,11 @@
-"""Build a generated model at a shape and train it with the derived optimizer groups."""
+"""Build a target's model at a shape and train it with the derived optimizer groups."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .loader import load_module
-
+from .target import Target, to_device
 
 AXES = {"width": "n", "ratio": "r", "depth": "L"}   # sweep axis -> shape key
 
@@ -19,34 +18,29 @@ class Diverged(RuntimeError):
         self.step, self.loss = step, loss
 
 
-def build(module, shape: dict, parametrization: str, seed: int, device: str = "cpu"):
-    """The module's GQATransformer at ``shape`` (n, L, r), seeded."""
-    module = load_module(module) if isinstance(module, str) else module
+def build(target: Target, shape: dict, seed: int, device: str = "cpu") -> torch.nn.Module:
+    """The target's model at ``shape`` (n, L, r), seeded."""
     torch.manual_seed(seed)
-    model = module.GQATransformer(width=shape["n"], depth=shape["L"], ratio=shape["r"],
-                                  parametrization=parametrization)
-    return module, model.to(device)
+    return target.make(dict(shape), target.rules).to(device)
 
 
-def optimizer(module, model, lr: float, weight_decay: float = 0.0, eps: float = 1e-8):
-    """AdamW over the module's scaled param groups."""
-    groups = module.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer="adamw")
+def optimizer(target: Target, model, shape: dict, lr: float, weight_decay: float = 0.0, eps: float = 1e-8):
+    """AdamW (betas 0.9, 0.95) over the rules' scaled param groups."""
+    groups = target.rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer="adamw",
+                                       shape=dict(shape), parametrization=target.parametrization)
     return torch.optim.AdamW(groups, betas=(0.9, 0.95))
 
 
-def train(model, opt, data: list[torch.Tensor], device: str = "cpu", on_step=None) -> list[float]:
+def train(target: Target, model, opt, data: list, device: str = "cpu") -> list[float]:
     """One optimizer step per batch; raises :class:`Diverged` on a NaN/inf loss."""
     losses = []
     model.train()
-    for step, tokens in enumerate(data):
-        tokens = tokens.to(device)
-        _, loss = model(tokens[:, :-1], tokens[:, 1:])
+    for step, batch in enumerate(data):
+        loss = target.loss(model, to_device(batch, device))
         value = loss.item()
         if not math.isfinite(value):
             raise Diverged(step, value)
         losses.append(value)
-        if on_step is not None:
-            on_step(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -54,8 +48,8 @@ def train(model, opt, data: list[torch.Tensor], device: str = "cpu", on_step=Non
 
 
 @torch.no_grad()
-def evaluate(model, data: list[torch.Tensor], device: str = "cpu") -> float:
+def evaluate(target: Target, model, data: list, device: str = "cpu") -> float:
     model.eval()
-    total = sum(model(t[:, :-1].to(device), t[:, 1:].to(device))[1].item() for t in data)
+    total = sum(target.loss(model, to_device(b, device)).item() for b in data)
     model.train()
     return total / len(data)

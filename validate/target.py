@@ -1,0 +1,103 @@
+"""What the validation harness trains: a generated rules module plus a model family indexed by shape.
+
+Any ``nn.Module`` can be checked: give a factory ``make(shape, rules) -> model`` (shape is
+``{"n", "L", "r"}``; ``rules`` is the module whose multipliers the model should use), a batch sampler and a loss.  The harness seeds torch before each
+``make``, scales init and optimizer groups with ``rules`` (a module written by
+``mup-derive generate``) and hooks every module whose parameters a declared op governs.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import MarkovTask
+from .loader import load_module
+
+
+class TargetError(ValueError):
+    """A target that the harness cannot use; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    rules: ModuleType                                        # generated: op_of, init_weights, param_groups
+    make: Callable[[dict, ModuleType], nn.Module]            # shape, rules -> initialised model
+    sample: Callable[[np.random.Generator], Any]             # one batch of CPU tensors
+    loss: Callable[[nn.Module, Any], torch.Tensor]           # model, batch -> scalar loss
+    parametrization: str = "mup"
+    probes: Callable[[nn.Module, dict], dict] | None = None  # {label: [tensors]} from hooked outputs
+    watch: Mapping[str, str] = field(default_factory=dict)   # label -> glob of extra modules to hook
+    source: str = ""
+
+
+def to_device(batch, device: str):
+    """Move a tensor, or a tuple/list of tensors, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    return type(batch)(to_device(b, device) for b in batch)
+
+
+def lm_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy of a model whose forward returns logits (B, T, vocab)."""
+    logits = model(tokens[:, :-1])
+    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+
+
+def gqa_logits(model: nn.Module, out: dict) -> dict:
+    """Attention logits q.k * scale of every block, from the hooked q and k outputs."""
+    logits = []
+    for i, block in enumerate(model.blocks):
+        a = block.attn
+        q, k = out[f"blocks.{i}.attn.q"], out[f"blocks.{i}.attn.k"]
+        B, T, _ = q.shape
+        q = q.view(B, T, a.heads, a.d_head).transpose(1, 2)
+        k = k.view(B, T, a.heads // a.ratio, a.d_head).transpose(1, 2).repeat_interleave(a.ratio, 1)
+        logits.append(q @ k.transpose(-1, -2) * a.scale)
+    return {"attn_logits": logits}
+
+
+def gqa_target(module, parametrization: str = "mup", task=None, batch: int = 16, seq: int = 32) -> Target:
+    """The generated GQA transformer of ``module`` (path or loaded module) on a token task."""
+    mod = load_module(module) if isinstance(module, (str, Path)) else module
+    if not hasattr(mod, "GQATransformer"):
+        raise TargetError(f"{getattr(mod, '__file__', mod)}: not a generated module with a GQA model; "
+                          "pass FILE.py:FACTORY for another model")
+    task = task or MarkovTask(vocab=mod.DIMS["vocab"], seed=1234)
+
+    def make(shape: dict, rules: ModuleType) -> nn.Module:
+        return rules.GQATransformer(width=shape["n"], depth=shape["L"], ratio=shape["r"],
+                                  parametrization=parametrization)
+
+    return Target(name=Path(getattr(mod, "__file__", "gqa")).stem, rules=mod, make=make,
+                  sample=lambda rng: task.batch(batch, seq, rng), loss=lm_loss,
+                  parametrization=parametrization, probes=gqa_logits, watch={"residual": "blocks.*"},
+                  source=str(getattr(mod, "__file__", "")))
+
+
+def resolve(spec: str, parametrization: str = "mup", **gqa) -> Target:
+    """``FILE.py`` (a generated module with its model; ``gqa`` are :func:`gqa_target`'s options) or
+    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization) -> Target`` for any model)."""
+    path, _, factory = spec.partition(":")
+    if not Path(path).is_file():
+        raise TargetError(f"target {spec!r}: no file {path!r}")
+    if not factory:
+        return gqa_target(path, parametrization, **gqa)
+    name = f"mup_target_{abs(hash(str(Path(path).resolve())))}"
+    loader = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    fn = getattr(module, factory, None)
+    if not callable(fn):
+        raise TargetError(f"target {spec!r}: {path} defines no function {factory!r}")
+    target = fn(parametrization)
+    if not isinstance(target, Target):
+        raise TargetError(f"target {spec!r}: {factory}() returned {type(target).__name__}, not a Target")
+    return target
