@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import math
 import shlex
+from fractions import Fraction
 from pathlib import Path
 
 import click
+import sympy as sp
 
 from .declaration import DeclarationError, load
 from .render import FORMATS
@@ -17,8 +19,15 @@ from validate.defaults import DEFAULTS as CHECK
 AXES = ("depth", "ratio", "width")
 
 
+def _alpha(ctx, param, value):
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"expected a number such as 1 or 1/2, got {value!r}") from None
+
+
 def _settings_options(f):
-    f = click.option("--alpha", default="1", show_default=True,
+    f = click.option("--alpha", default="1", show_default=True, callback=_alpha,
                      help="Residual branch multiplier L^-alpha (1 CompleteP, 1/2 depth-muP).")(f)
     f = click.option("--update-space", type=click.Choice(["effective", "stored"]), default="effective",
                      show_default=True, help="Where a rank-deficient op's step is measured: the repeated map "
@@ -29,14 +38,18 @@ def _settings_options(f):
                      "rank-adjusted 1, effective + spectral (1+sqrt r)/2, stored + spectral (r+sqrt r)/2.")(f)
     f = click.option("--output-gauge", type=click.Choice(["init", "multiplier"]), default=None,
                      help="Output layer: width scaling in the init (TP5 Table 3) or in a multiplier (mup).")(f)
+    f = click.option("--eps", "eps_rule", type=click.Choice(["derived", "constant"]), default="derived",
+                     show_default=True, help="Adam eps: scaled with the typical gradient entry (derived) or "
+                     "one constant for every shape (microsoft/mup's convention).")(f)
     return f
 
 
-def _settings(alpha, update_space, update_target, output_gauge, parametrization="mup") -> Settings:
+def _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization="mup") -> Settings:
     try:
-        return Settings(alpha=alpha, update_space=update_space, update_target=update_target,
-                        parametrization=parametrization, output_gauge=output_gauge)
-    except (ValueError, TypeError) as exc:
+        return Settings(alpha=sp.Rational(alpha.numerator, alpha.denominator), update_space=update_space,
+                        update_target=update_target, parametrization=parametrization, output_gauge=output_gauge,
+                        eps=eps_rule)
+    except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--alpha") from None
 
 
@@ -45,6 +58,14 @@ def _load(path):
         return load(path)
     except DeclarationError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _write(path, text: str) -> None:
+    from .atomic import write_text
+    try:
+        write_text(path, text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @click.group()
@@ -58,32 +79,51 @@ def main():
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
 @_settings_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-def derive(arch, fmt, parametrization, alpha, update_space, update_target, output_gauge, output):
+def derive(arch, fmt, parametrization, alpha, update_space, update_target, output_gauge, eps_rule, output):
     """Solve the feature-learning conditions of ARCH (a TOML declaration) and print the table."""
-    table = derive_table(_load(arch), _settings(alpha, update_space, update_target, output_gauge, parametrization))
-    text = FORMATS[fmt](table)
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization)
+    text = FORMATS[fmt](derive_table(_load(arch), settings))
     if output:
-        Path(output).write_text(text)
+        _write(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def _bases(ctx, param, values):
+    out = {}
+    for item in values:
+        key, sep, val = item.partition("=")
+        if not sep or not key or not val.strip().isdigit() or int(val) < 1:
+            raise click.BadParameter(f"expected SYMBOL=POSITIVE_INTEGER, got {item!r}")
+        out[key.strip()] = int(val)
+    return out
 
 
 @main.command()
 @click.argument("arch", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-@click.option("--base-width", type=int, default=128, show_default=True)
-@click.option("--base-depth", type=int, default=2, show_default=True)
-@click.option("--base-ratio", type=int, default=1, show_default=True)
+@click.option("--base-width", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--base-depth", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--base-ratio", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--base", "bases", multiple=True, callback=_bases, metavar="SYMBOL=VALUE",
+              help="Base value of a declared [scaled] symbol (default 1); repeatable.")
 @_settings_options
-def generate(arch, output, base_width, base_depth, base_ratio, alpha, update_space, update_target,
-             output_gauge):
+def generate(arch, output, base_width, base_depth, base_ratio, bases, alpha, update_space, update_target,
+             output_gauge, eps_rule):
     """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
     from .codegen import render_module
-    settings = _settings(alpha, update_space, update_target, output_gauge)
-    code = render_module(_load(arch), settings, base=dict(n=base_width, L=base_depth, r=base_ratio),
-                         source=Path(arch).as_posix())
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(code)
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule)
+    decl = _load(arch)
+    unknown = set(bases) - set(decl.scaled)
+    if unknown:
+        raise click.BadParameter(f"{sorted(unknown)} not among the declared [scaled] symbols "
+                                 f"{sorted(decl.scaled)}", param_hint="--base")
+    base = {"n": base_width, "L": base_depth, "r": base_ratio, **{k: bases.get(k, 1) for k in decl.scaled}}
+    try:
+        code = render_module(decl, settings, base=base, source=Path(arch).as_posix())
+    except ValueError as exc:
+        raise click.ClickException(f"{arch}: {exc}") from None
+    _write(output, code)
     click.echo(f"wrote {output}")
 
 

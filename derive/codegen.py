@@ -1,6 +1,7 @@
 """Render derived tables into standalone PyTorch code with the Jinja2 templates in ``templates/``."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import jinja2
@@ -32,6 +33,20 @@ def _rules(table: Table) -> dict:
     return rules
 
 
+def check_base(arch: Architecture, base: dict) -> None:
+    """Every op's shape at the base shape must be a whole positive dimension."""
+    syms = {s.name for s in arch.scaling}
+    if set(base) != syms:
+        raise ValueError(f"the base shape needs exactly {sorted(syms)}, got {sorted(base)}")
+    point = {**arch.dim_symbols, **{s: base[s.name] for s in arch.scaling}}
+    for op in arch.ops:
+        for fld in ("fan_in", "fan_out", "rank"):
+            v = getattr(op, fld).subs(point)
+            if not (v.is_integer and v >= 1):
+                raise ValueError(f"op '{op.name}': {fld} = {getattr(op, fld)} is {v} at the base shape {base}, "
+                                 "not a whole positive dimension")
+
+
 def render_module(arch: Architecture, settings: Settings, base: dict, source: str) -> str:
     """Standalone module text: rules for muP and SP, init, param groups, multipliers (and model)."""
     if arch.model and arch.model not in MODELS:
@@ -39,12 +54,15 @@ def render_module(arch: Architecture, settings: Settings, base: dict, source: st
     missing = [o for o in REQUIRED.get(arch.model, ()) if o not in {op.name for op in arch.ops}]
     if missing:
         raise ValueError(f"model {arch.model!r} needs ops {missing}")
+    check_base(arch, base)
     mup = derive(arch, settings)
-    spt = derive(arch, Settings(parametrization="sp"))
+    spt = derive(arch, replace(settings, parametrization="sp"))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    ctx = dict(arch=arch, settings=settings, base=base, source=source, optimizers=OPTIMIZERS,
-               wd_optimizers=WD_OPTIMIZERS, eps_optimizers=EPS_OPTIMIZERS,
+    names = [s.name for s in arch.scaling]
+    ctx = dict(arch=arch, settings=settings, base={k: base[k] for k in names}, source=source, optimizers=OPTIMIZERS,
+               wd_optimizers=WD_OPTIMIZERS, eps_optimizers=EPS_OPTIMIZERS, args=", ".join(names),
+               base_text=", ".join(f"{k}0 = {base[k]}" for k in names),
                rules={"mup": _rules(mup), "sp": _rules(spt)}, table_md=to_markdown(mup).splitlines(),
                ops=arch.ops, model_template=MODELS.get(arch.model),
                shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]

@@ -29,7 +29,16 @@ def _header(table: Table) -> dict:
     s = table.settings
     return {"architecture": table.arch.name, "parametrization": s.parametrization,
             "alpha": _exp(s.alpha), "update_space": s.update_space, "update_target": s.update_target,
-            "dims": dict(table.arch.dims)}
+            "eps": s.eps, "dims": dict(table.arch.dims), "scaled": _scaled(table)}
+
+
+def _scaled(table: Table) -> dict:
+    from .declaration import BUILTIN
+    return {**BUILTIN, **table.arch.scaled}
+
+
+def _syms(table: Table) -> list[str]:
+    return [s.name for s in table.arch.scaling]
 
 
 def to_json(table: Table) -> str:
@@ -54,17 +63,20 @@ def to_json(table: Table) -> str:
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["op", "quantity", "optimizer", "expr", "exp_n", "exp_L", "exp_r", "reason"])
+    syms = _syms(table)
+    w.writerow(["op", "quantity", "optimizer", "expr", *(f"exp_{k}" for k in syms), "reason"])
     for e in table.entries:
-        w.writerow([e.op, e.quantity, e.optimizer or "", sp.sstr(e.expr),
-                    *(_exp(e.exponents[k]) for k in ("n", "L", "r")), e.reason])
+        w.writerow([e.op, e.quantity, e.optimizer or "", sp.sstr(e.expr), *(_exp(e.exponents[k]) for k in syms),
+                    e.reason])
     return buf.getvalue()
 
 
 def to_markdown(table: Table) -> str:
     h = _header(table)
+    syms = _syms(table)
     lines = [f"# {h['architecture']}: {h['parametrization']} (alpha = {h['alpha']}, "
-             f"KV step: {h['update_space']} space, {h['update_target']} target; dims = {h['dims']})", "",
+             f"KV step: {h['update_space']} space, {h['update_target']} target; eps: {h['eps']}; "
+             f"dims = {h['dims']}; scaled: {', '.join(f'{k} ({v})' for k, v in h['scaled'].items())})", "",
              "| op | role | " + " | ".join(t for *_, t in SUMMARY) + " |",
              "|" + "---|" * (len(SUMMARY) + 2)]
     for o in table.arch.ops:
@@ -72,10 +84,11 @@ def to_markdown(table: Table) -> str:
         lines.append(f"| {o.name} | {o.role} | " + " | ".join(cells) + " |")
     lines.append(f"| residual | branch | - | `{sp.sstr(table.get('residual', 'multiplier').expr)}` |"
                  + " - |" * (len(SUMMARY) - 2))
-    lines += ["", "| op | quantity | optimizer | scale | n | L | r | reason |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| op | quantity | optimizer | scale | " + " | ".join(syms) + " | reason |",
+              "|---|---|---|---|" + "---|" * len(syms) + "---|"]
     for e in table.entries:
         lines.append(f"| {e.op} | {e.quantity} | {e.optimizer or ''} | `{sp.sstr(e.expr)}` | "
-                     + " | ".join(_exp(e.exponents[k]) for k in ("n", "L", "r"))
+                     + " | ".join(_exp(e.exponents[k]) for k in syms)
                      + f" | {e.reason.replace('|', '∣')} |")
     return "\n".join(lines) + "\n"
 
@@ -84,7 +97,7 @@ def to_latex(table: Table) -> str:
     h = _header(table)
     cols = "ll" + "c" * len(SUMMARY)
     lines = [f"% {h['architecture']}: {h['parametrization']}, alpha = {h['alpha']}, "
-             f"KV step: {h['update_space']} space, {h['update_target']} target",
+             f"KV step: {h['update_space']} space, {h['update_target']} target, eps: {h['eps']}",
              f"\\begin{{tabular}}{{{cols}}}", "\\hline",
              "op & role & " + " & ".join(t for *_, t in SUMMARY) + r" \\", "\\hline"]
     for o in table.arch.ops:

@@ -2,9 +2,9 @@
 #
 # Derived by mup-derive from spectral feature-learning conditions: alpha = 1,
 # KV step in effective space with rank-adjusted target; hyperparameters are given at the base shape
-# n0 = 128, L0 = 2, r0 = 1 and scaled by rule(shape) / rule(base).
+# n0 = 128, L0 = 2, r0 = 1 and scaled by rule(shape) / rule(base); Adam eps rule: derived.
 #
-# # gqa_transformer: mup (alpha = 1, KV step: effective space, rank-adjusted target; dims = {'vocab': 256, 'heads': 8, 'mlp_ratio': 4})
+# # gqa_transformer: mup (alpha = 1, KV step: effective space, rank-adjusted target; eps: derived; dims = {'vocab': 256, 'heads': 8, 'mlp_ratio': 4}; scaled: n (width), L (depth), r (group ratio n_heads / n_kv_heads))
 # 
 # | op | role | init std | multiplier | LR Adam | LR SGD | WD AdamW | Adam eps |
 # |---|---|---|---|---|---|---|---|
@@ -181,7 +181,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DIMS = {'vocab': 256, 'heads': 8, 'mlp_ratio': 4}
-BASE_SHAPE = {"n": 128, "L": 2, "r": 1}
+BASE_SHAPE = {'n': 128, 'L': 2, 'r': 1}
 ALPHA = 1
 OPTIMIZERS = ('sgd', 'adam', 'adamw', 'lion', 'muon')
 # The declaration: role, residual-branch membership and shape (fan_in, fan_out, rank) of every op.

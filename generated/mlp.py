@@ -2,14 +2,14 @@
 #
 # Derived by mup-derive from spectral feature-learning conditions: alpha = 1,
 # KV step in effective space with rank-adjusted target; hyperparameters are given at the base shape
-# n0 = 128, L0 = 2, r0 = 1 and scaled by rule(shape) / rule(base).
+# n0 = 128, L0 = 2, r0 = 1 and scaled by rule(shape) / rule(base); Adam eps rule: derived.
 #
-# # mlp: mup (alpha = 1, KV step: effective space, rank-adjusted target; dims = {'d': 16})
+# # mlp: mup (alpha = 1, KV step: effective space, rank-adjusted target; eps: derived; dims = {'d': 16}; scaled: n (width), L (depth), r (group ratio n_heads / n_kv_heads))
 # 
 # | op | role | init std | multiplier | LR Adam | LR SGD | WD AdamW | Adam eps |
 # |---|---|---|---|---|---|---|---|
 # | input | input | `1/sqrt(d)` | `1` | `1/d` | `n/d` | `d` | `1/n` |
-# | bias | vector | `1` | `1` | `1` | `n` | `1` | `1/n` |
+# | bias | vector | `0` | `1` | `1` | `n` | `1` | `1/n` |
 # | hidden | hidden | `1/(2*sqrt(n))` | `1` | `1/n` | `1` | `n` | `1/n` |
 # | output | output | `sqrt(d)/n` | `1` | `1/n` | `d/n` | `n` | `1/d` |
 # | residual | branch | - | `1/L` | - | - | - | - |
@@ -31,7 +31,7 @@
 # | input | eps | adam | `1/n` | -1 | 0 | 0 | eps = typical ∣dloss/dW_ij∣ = m sqrt(c) G sqrt(fan_in)/sqrt(p q) => 1/n |
 # | input | eps | adamw | `1/n` | -1 | 0 | 0 | eps = typical ∣dloss/dW_ij∣ = m sqrt(c) G sqrt(fan_in)/sqrt(p q) => 1/n |
 # | bias | multiplier |  | `1` | 0 | 0 | 0 | gauge: multiplier fixed to 1 => 1 |
-# | bias | init_std |  | `1` | 0 | 0 | 0 | init ∣∣A∣∣_rho = m sigma (sqrt(n) + sqrt(1)) = sqrt(fan_out/fan_in) => 1 |
+# | bias | init_std |  | `0` | 0 | 0 | 0 | declared zero init: ∣∣A_0∣∣ = 0, the update condition alone sets the scale => 0 |
 # | bias | lr | sgd | `n` | 1 | 0 | 0 | sgd: ∣∣dA∣∣ = sqrt(fan_out/fan_in) => n |
 # | bias | wd | sgd | `1/n` | -1 | 0 | 0 | sgd: eta*lambda*∣∣A_0∣∣ = ∣∣A_0∣∣ (eta*lambda constant) => 1/n |
 # | bias | lr | adam | `1` | 0 | 0 | 0 | adam: ∣∣dA∣∣ = sqrt(fan_out/fan_in) => 1 |
@@ -79,7 +79,7 @@ import torch
 from torch import nn
 
 DIMS = {'d': 16}
-BASE_SHAPE = {"n": 128, "L": 2, "r": 1}
+BASE_SHAPE = {'n': 128, 'L': 2, 'r': 1}
 ALPHA = 1
 OPTIMIZERS = ('sgd', 'adam', 'adamw', 'lion', 'muon')
 # The declaration: role, residual-branch membership and shape (fan_in, fan_out, rank) of every op.
@@ -124,7 +124,7 @@ RULES = {
         },
         "bias": {
             "multiplier": lambda n, L, r: 1,
-            "init_std": lambda n, L, r: 1,
+            "init_std": lambda n, L, r: 0,
             "lr_sgd": lambda n, L, r: n,
             "wd_sgd": lambda n, L, r: 1/n,
             "lr_adam": lambda n, L, r: 1,
@@ -189,7 +189,7 @@ RULES = {
         },
         "bias": {
             "multiplier": lambda n, L, r: 1,
-            "init_std": lambda n, L, r: 1,
+            "init_std": lambda n, L, r: 0,
             "lr_sgd": lambda n, L, r: 1,
             "wd_sgd": lambda n, L, r: 1,
             "lr_adam": lambda n, L, r: 1,

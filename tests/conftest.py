@@ -12,3 +12,9 @@ GENERATED = ROOT / "generated" / "gqa_transformer.py"
 def gen():
     from validate.loader import load_module
     return load_module(GENERATED)
+
+
+def fails_cleanly(res, message: str) -> bool:
+    """A CLI result that exited non-zero with ``message`` and no traceback."""
+    return (res.exit_code != 0 and message in res.output and "Traceback" not in res.output
+            and (res.exception is None or isinstance(res.exception, SystemExit)))
