@@ -1,8 +1,9 @@
 """Coordinate check: do activations, their changes and every layer's own update stay Θ(1)?
 
 For each shape along an axis (width n, group ratio r, depth L) and each seed, the target's
-model trains ``steps`` AdamW steps with the derived param groups.  Before training and after
-every step a fixed probe batch runs through the model with forward hooks on every module
+model trains ``steps`` AdamW steps with the derived param groups on one batch (drawn per
+seed, the same at every shape).  Before training and after every step that batch runs
+through the model again with forward hooks on every module
 whose parameters a declared op governs (plus the target's watched modules, e.g. the residual
 stream, and its probes, e.g. attention logits computed from the hooked q and k).  Per label
 and step we record
@@ -16,14 +17,19 @@ label when, at every recorded step, the 95% confidence interval of the mean slop
 band of slopes that μP theory predicts (± ``band``).  The predictions come from the
 declaration's roles and shapes, never from the derived rules under test:
 
-* every change (``delta``, ``dwx``) is Θ(1) -- feature learning at every width, ratio and
-  depth -- except a branch op's own ``dwx`` along depth, Θ(L^(alpha-1));
+* a layer's own update ``dwx`` is Θ(1) -- feature learning at every width, ratio and depth --
+  except a branch op's along depth, Θ(L^(alpha-1));
 * activations at init are Θ(1), except sums of independent terms that μP normalises as if
   correlated: an output layer's and a correlated contraction's (q.k/d) outputs are
   Θ(fan_in^(-1/2)); the residual stream at init is the embedding plus L branches of
   L^-alpha, between Θ(L^(1/2-alpha)) and Θ(1);
-* after a step an activation is its init plus a Θ(1) change, so its slope lies between the
-  two.
+* an activation's change (``delta``) is its own Θ(1) update plus the init weights acting on
+  changed inputs, which scale like the init output: between the two exponents.  The
+  stream's change sums L branch changes of L^-alpha, incoherent to coherent:
+  L^(1/2-alpha) to L^(1-alpha).  After a step an activation lies between its init and its
+  change;
+* along depth a pre-norm layer reads the stream normalised; with the stream at init between
+  L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.
 """
 from __future__ import annotations
 
@@ -40,7 +46,6 @@ from .report import write_report
 from .target import Target, to_device
 from .train import AXES, Diverged, build, optimizer, train
 
-METRICS = ("rms", "delta", "dwx")
 # two-sided 95% Student-t quantiles by degrees of freedom
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -95,14 +100,13 @@ def trace(target: Target, shape: dict, steps: int, lr: float, seed: int, device:
     """{label: {metric: [value at step 0..steps]}} for one model, or {"diverged": message}."""
     model = build(target, shape, seed, device)
     hooks = _Hooks(target, model)
-    batch = target.sample(np.random.default_rng(seed))
-    probe = to_device(batch, device)
+    batch = to_device(target.sample(np.random.default_rng(seed)), device)   # trained on and probed
     series: dict = {}
     init = {}
 
     def record():
         hooks.out.clear()
-        target.loss(model, probe)
+        target.loss(model, batch)
         outs = dict(hooks.out)
         groups: dict = {}
         if not init:
