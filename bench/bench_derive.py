@@ -5,8 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from derive.declaration import architecture
-from derive.solver import Settings, derive
+from mup_derive.declaration import architecture
+from mup_derive.solver import Settings, derive
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_S = 1.0
@@ -42,7 +42,7 @@ if __name__ == "__main__":
     runs = []
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "derive.cli", "derive", str(ROOT / "examples" / "gqa_transformer.toml")],
+        subprocess.run([sys.executable, "-m", "mup_derive.cli", "derive", str(ROOT / "examples" / "gqa_transformer.toml")],
                        check=True, capture_output=True, cwd=ROOT)
         runs.append(time.perf_counter() - t)
     best = min(runs)

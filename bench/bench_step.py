@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from validate.loader import load_module
+from mup_derive.validate.loader import load_module
 
 
 class PlainBlock(nn.Module):

@@ -13,8 +13,8 @@ from .declaration import DeclarationError, load
 from .render import FORMATS
 from .solver import Settings, derive as derive_table
 
-from validate.controls import CONTROLS
-from validate.defaults import DEFAULTS as CHECK
+from .validate.controls import CONTROLS
+from .validate.defaults import DEFAULTS as CHECK
 
 AXES = ("depth", "ratio", "width")
 
@@ -171,7 +171,7 @@ def _out_dir(ctx, param, value):
 
 
 def _target(spec: str, parametrization: str, **kw):
-    from validate.target import TargetError, resolve
+    from .validate.target import TargetError, resolve
     try:
         return resolve(spec, parametrization, **kw)
     except TargetError as exc:
@@ -218,7 +218,7 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
                 seeds, device, out_dir):
     """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
     RMS, its change and its own dW.x along each axis, and test them against muP theory."""
-    from validate.coord_check import CheckError, run_coord_check
+    from .validate.coord_check import CheckError, run_coord_check
     grid = {"width": widths, "ratio": ratios, "depth": depths}
     chosen = [a.strip() for a in axes.split(",") if a.strip()]
     unknown = [a for a in chosen if a not in grid]
@@ -267,8 +267,8 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
 def sweep(target, axis, values, lrs, wds, width, depth, ratio, batch, seq, text, parametrization, steps, seeds,
           device, out_dir, name):
     """Sweep base LR (and WD) across widths, ratios or depths; report the optimum's shift."""
-    from validate.data import TextTask
-    from validate.sweep import run_sweep
+    from .validate.data import TextTask
+    from .validate.sweep import run_sweep
     try:
         task = TextTask(text, min_bytes=seq + 2) if text else None
     except ValueError as exc:

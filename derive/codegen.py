@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 
 import jinja2
@@ -12,7 +13,7 @@ from .declaration import Architecture
 from .render import to_markdown
 from .solver import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings, Table, derive
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(str(files("mup_derive.templates")))
 MODELS = {"gqa_transformer": "gqa_transformer.py.j2"}
 REQUIRED = {"gqa_transformer": ("embedding", "attn_norm", "q", "k", "v", "attn_logits", "o", "mlp_norm",
                                 "mlp_up", "mlp_down", "final_norm", "unembedding")}

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from validate.loader import load_module
-from validate.target import Target
+from mup_derive.validate.loader import load_module
+from mup_derive.validate.target import Target
 
 RULES = Path(__file__).resolve().parent.parent / "generated" / "mlp.py"
 

@@ -10,7 +10,7 @@ GENERATED = ROOT / "generated" / "gqa_transformer.py"
 
 @pytest.fixture(scope="session")
 def gen():
-    from validate.loader import load_module
+    from mup_derive.validate.loader import load_module
     return load_module(GENERATED)
 
 

@@ -3,8 +3,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
-from derive.cli import main
-from derive.declaration import DeclarationError, architecture, load
+from mup_derive.cli import main
+from mup_derive.declaration import DeclarationError, architecture, load
 import sympy as sp
 
 from conftest import GQA, fails_cleanly
@@ -100,7 +100,7 @@ def test_declared_names_shadow_nothing():
 def test_fixed_rank_above_64_and_zero_init():
     a = architecture("a", [{**GOOD, "rank": "128", "init": "zeros"}])
     assert a.ops[0].repeat == sp.Symbol("n", positive=True) / 128
-    from derive.solver import derive
+    from mup_derive.solver import derive
     assert derive(a).get("w", "init_std").expr == 0
 
 

@@ -2,8 +2,8 @@
 import pytest
 import sympy as sp
 
-from derive.declaration import architecture, load, n, r
-from derive.solver import Settings, derive, gqa_factor
+from mup_derive.declaration import architecture, load, n, r
+from mup_derive.solver import Settings, derive, gqa_factor
 
 from conftest import GQA, MHA
 

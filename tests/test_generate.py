@@ -5,7 +5,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from derive.cli import main
+from mup_derive.cli import main
 
 from conftest import GENERATED, GQA, MHA
 
@@ -84,7 +84,7 @@ def test_state_dict_roundtrip_and_compile(gen, tmp_path):
 def test_hooked_attention_logits_reproduce_the_layer(gen):
     """The coordinate check's logits (from hooked q and k) are the ones SDPA uses: softmax of them
     with the causal mask, applied to the hooked v, then o, gives the attention layer's output."""
-    from validate.target import gqa_logits
+    from mup_derive.validate.target import gqa_logits
     torch.manual_seed(0)
     model = gen.GQATransformer(width=64, depth=2, ratio=4)
     out = {}
@@ -129,7 +129,7 @@ def test_mup_peer_agrees_at_r1(gen):
 
 def test_rules_only_module_for_any_declaration(tmp_path):
     """Without a model template the module still scales init and param groups of a user's model."""
-    from validate.loader import load_module
+    from mup_derive.validate.loader import load_module
     decl = tmp_path / "mlp.toml"
     decl.write_text('name = "mlp"\n[dims]\nd = 10\n'
                     '[[op]]\nname = "inp"\nrole = "input"\nfan_in = "d"\nfan_out = "n"\nparams = ["0.weight"]\n'

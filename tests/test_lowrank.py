@@ -7,12 +7,12 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from derive.cli import main
-from derive.declaration import load
-from derive.solver import Settings, derive
-from validate.coord_check import run_coord_check
-from validate.loader import load_module
-from validate.target import Target
+from mup_derive.cli import main
+from mup_derive.declaration import load
+from mup_derive.solver import Settings, derive
+from mup_derive.validate.coord_check import run_coord_check
+from mup_derive.validate.loader import load_module
+from mup_derive.validate.target import Target
 
 from conftest import ROOT, fails_cleanly
 

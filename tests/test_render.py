@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from derive.cli import main
+from mup_derive.cli import main
 
 from conftest import GQA
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from derive.cli import main
-from validate.coord_check import CheckError, run_coord_check
-from validate.data import MarkovTask, batches
-from validate.defaults import DEFAULTS
-from validate.sweep import best_lr, run_sweep
-from validate.target import gqa_target, resolve
-from validate.train import Diverged, build, optimizer, train
+from mup_derive.cli import main
+from mup_derive.validate.coord_check import CheckError, run_coord_check
+from mup_derive.validate.data import MarkovTask, batches
+from mup_derive.validate.defaults import DEFAULTS
+from mup_derive.validate.sweep import best_lr, run_sweep
+from mup_derive.validate.target import gqa_target, resolve
+from mup_derive.validate.train import Diverged, build, optimizer, train
 
 from conftest import GENERATED, GQA, ROOT, fails_cleanly
 

@@ -1,0 +1,1 @@
+"""Validation of generated μP rules on real training steps (installed as ``mup_derive.validate``)."""

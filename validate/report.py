@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from derive.atomic import staged
+from ..atomic import staged
 
 
 def write_report(out_dir, stem: str, report: dict, plot) -> Path:
