@@ -10,7 +10,6 @@ import sympy as sp
 from sympy.printing.pycode import pycode
 
 from .declaration import Architecture
-from .render import to_markdown
 from .solver import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings, Table, derive
 
 TEMPLATES = Path(str(files("mup_derive.templates")))
@@ -25,12 +24,14 @@ def _py(expr: sp.Expr, dims: dict) -> str:
 
 
 def _rules(table: Table) -> dict:
-    """{op: {key: python expression in n, L, r}} with keys init_std, multiplier, lr_<opt>, ..."""
-    dims = table.arch.dim_symbols
-    rules: dict[str, dict[str, str]] = {}
+    """{op: {key: (python expression, reason)}} for the rules that change with the shape; keys
+    are init_std, multiplier, lr_<opt>, wd_<opt>, eps_<opt>."""
+    dims, scaled = table.arch.dim_symbols, set(table.arch.scaling)
+    rules: dict[str, dict[str, tuple[str, str]]] = {}
     for e in table.entries:
-        key = e.quantity if e.optimizer is None else f"{e.quantity}_{e.optimizer}"
-        rules.setdefault(e.op, {})[key] = _py(e.expr, dims)
+        if e.expr.free_symbols & scaled:
+            key = e.quantity if e.optimizer is None else f"{e.quantity}_{e.optimizer}"
+            rules.setdefault(e.op, {})[key] = (_py(e.expr, dims), e.reason.rsplit(" => ", 1)[0])
     return rules
 
 
@@ -64,7 +65,7 @@ def render_module(arch: Architecture, settings: Settings, base: dict, source: st
     ctx = dict(arch=arch, settings=settings, base={k: base[k] for k in names}, source=source, optimizers=OPTIMIZERS,
                wd_optimizers=WD_OPTIMIZERS, eps_optimizers=EPS_OPTIMIZERS, args=", ".join(names),
                base_text=", ".join(f"{k}0 = {base[k]}" for k in names),
-               rules={"mup": _rules(mup), "sp": _rules(spt)}, table_md=to_markdown(mup).splitlines(),
+               rules={"mup": _rules(mup), "sp": _rules(spt)},
                ops=arch.ops, model_template=MODELS.get(arch.model),
                shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
                        for op in arch.ops})

@@ -156,3 +156,38 @@ def test_rules_only_module_for_any_declaration(tmp_path):
     groups = {g["name"]: g["lr"] for g in mod.param_groups(big, lr=1.0, optimizer="sgd",
                                                             shape={"n": 1024, "L": 1, "r": 1})}
     assert groups == pytest.approx({"inp": 16.0, "bias": 16.0, "hid": 1.0, "out": 1 / 16})   # TP5 Table 3, SGD
+
+
+def test_module_is_slim_rule_beside_reason():
+    text = GENERATED.read_text()
+    assert "lambda n, L, r: 1," not in text and "lambda n, L, r: 1\n" not in text   # no constant rules
+    lines = text.splitlines()
+    i = lines.index('            "lr_adamw": lambda n, L, r: 1/n,')
+    assert lines[i - 1].strip().startswith("# adamw: ||dA|| = sqrt(fan_out/fan_in)")
+
+
+def test_assert_shapes_names_the_parameter(gen):
+    model = gen.GQATransformer(width=64, depth=2, ratio=2)
+    gen.assert_shapes(model)
+    with pytest.raises(ValueError, match=r"blocks.0.attn.k.weight \(op 'k'\) has shape \(32, 64\), declared \(16, 64\)"):
+        gen.assert_shapes(model, shape={"n": 64, "L": 2, "r": 4})
+    extra = torch.nn.Module()
+    extra.add_module("net", model)
+    with pytest.raises(ValueError, match="net.tok_emb.weight is governed by no declared op"):
+        gen.param_groups(extra, lr=1e-3, shape=model.shape)
+
+
+def test_checkpoint_of_another_parametrization_is_refused(gen, tmp_path):
+    mup = gen.GQATransformer(width=64, depth=2)
+    assert "mup_signature" in mup.state_dict()
+    for other in (gen.GQATransformer(width=64, depth=2, parametrization="sp"), gen.GQATransformer(width=64, depth=4)):
+        with pytest.raises(RuntimeError, match="another parametrization"):
+            other.load_state_dict(mup.state_dict(), strict=False)
+    gen.GQATransformer(width=64, depth=2).load_state_dict(mup.state_dict())
+
+
+def test_plain_adam_with_weight_decay_is_refused(gen):
+    model = gen.GQATransformer(width=64, depth=2)
+    with pytest.raises(ValueError, match="use optimizer='adamw'"):
+        gen.param_groups(model, lr=1e-3, weight_decay=0.1, optimizer="adam")
+    assert gen.param_groups(model, lr=1e-3, optimizer="adam")

@@ -21,24 +21,28 @@ def broken(rules, name: str):
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r}; one of {sorted(CONTROLS)}")
     mod = load_module(rules.__file__, fresh=True)
-    mup, sp = mod.RULES["mup"], mod.RULES["sp"]
+    mup, sp = mod.RULES["mup"], mod.RULES["sp"]      # a rule missing from RULES is constant
+    lr_keys = [f"lr_{o}" for o in mod.OPTIMIZERS]
     hit = []
     for op, decl in mod.DECLARED.items():
-        role, (fan_in, fan_out, rank) = decl["role"], decl["shape"](2 ** 10, 4, 4)
-        keys = {k for k in mup.get(op, {}) if k.startswith("lr_")}
+        role, (fan_in, fan_out, rank) = decl["role"], decl["shape"](**{**mod.BASE_SHAPE, "n": 2 ** 10, "r": 4})
+        own = mup.setdefault(op, {})
         if name == "hidden-lr-unscaled" and role == "hidden":
-            mup[op].update({k: sp[op][k] for k in keys})
+            for k in lr_keys:                            # SP: one global LR at every shape
+                own.pop(k, None)
         elif name == "attn-sqrt-d" and role == "contraction" and decl["correlated"]:
-            mup[op]["multiplier"] = sp[op]["multiplier"]
+            own["multiplier"] = sp[op]["multiplier"]
         elif name == "no-output-mult" and role == "output":
-            mup[op]["init_std"] = sp[op]["init_std"]
+            own["init_std"] = sp[op]["init_std"]
         elif name == "kv-lr-r" and rank < min(fan_in, fan_out):
-            mup[op].update({k: (lambda n, L, r, f=mup[op][k]: f(n, L, 1) * r) for k in keys})
+            for k in lr_keys:                            # the rule at r = 1, times r
+                f = own.get(k, lambda **shape: 1.0)
+                own[k] = lambda f=f, **shape: f(**{**shape, "r": 1}) * shape["r"]
         else:
             continue
         hit.append(op)
     if name == "no-residual-mult":
-        mup["residual"]["multiplier"] = lambda n, L, r: 1
+        mup.setdefault("residual", {})["multiplier"] = lambda **shape: 1.0
         hit.append("residual")
     if not hit:
         raise ValueError(f"control {name!r} changes nothing in {rules.__file__}: no op it applies to")
