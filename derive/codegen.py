@@ -13,9 +13,10 @@ from .declaration import Architecture
 from .solver import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings, Table, derive
 
 TEMPLATES = Path(str(files("mup_derive.templates")))
-MODELS = {"gqa_transformer": "gqa_transformer.py.j2"}
-REQUIRED = {"gqa_transformer": ("embedding", "attn_norm", "q", "k", "v", "attn_logits", "o", "mlp_norm",
-                                "mlp_up", "mlp_down", "final_norm", "unembedding")}
+MODELS = {"gqa_transformer": "gqa_transformer.py.j2", "hf_granite": "hf_granite.py.j2"}
+_GQA_OPS = ("embedding", "attn_norm", "q", "k", "v", "attn_logits", "o", "mlp_norm", "mlp_up", "mlp_down",
+            "final_norm", "unembedding")
+REQUIRED = {"gqa_transformer": _GQA_OPS, "hf_granite": _GQA_OPS}
 
 
 def _py(expr: sp.Expr, dims: dict) -> str:
