@@ -264,18 +264,21 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @click.option("--name", default=None, help="Report file stem.")
+@click.option("--runner", type=click.Choice(["local", "processes", "ray"]), default="local", show_default=True,
+              help="Run the sweep's trainings one by one, in a process pool, or on a Ray cluster (extra 'ray').")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Pool size for processes/ray (0: one per CPU).")
 def sweep(target, axis, values, lrs, wds, width, depth, ratio, batch, seq, text, parametrization, steps, seeds,
-          device, out_dir, name):
+          device, out_dir, name, runner, workers):
     """Sweep base LR (and WD) across widths, ratios or depths; report the optimum's shift."""
-    from .validate.data import TextTask
-    from .validate.sweep import run_sweep
+    from .validate.sweep import SweepError, run_sweep
+    tgt = _target(target, parametrization, text=text, batch=batch, seq=seq)
     try:
-        task = TextTask(text, min_bytes=seq + 2) if text else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--text") from None
-    tgt = _target(target, parametrization, task=task, batch=batch, seq=seq)
-    run_sweep(tgt, axis=axis, values=values, lrs=lrs, wds=wds, shape=dict(n=width, L=depth, r=ratio), steps=steps,
-              seeds=seeds, device=device, out_dir=out_dir, name=name, command=_command(), echo=click.echo)
+        run_sweep(tgt, axis=axis, values=values, lrs=lrs, wds=wds, shape=dict(n=width, L=depth, r=ratio),
+                  steps=steps, seeds=seeds, device=device, out_dir=out_dir, name=name, command=_command(),
+                  runner=runner, workers=workers, echo=click.echo)
+    except SweepError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -183,3 +183,19 @@ def test_cli_coord_check_and_sweep_on_text(tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "text.json").read_text())
     assert "--text" in rep["command"] and all(math.isfinite(l) for l in rep["runs"][0]["losses"])
+
+
+def test_parallel_sweep_matches_sequential():
+    """A process pool rebuilds the target in each worker and gives the same numbers, with a clean
+    error for Ray where it is not installed."""
+    target = resolve(str(GENERATED), "mup", batch=2, seq=16)
+    kw = dict(axis="width", values=[64, 128], lrs=[1e-3, 4e-3], wds=[0.0], shape=dict(n=64, L=2, r=1), steps=4,
+              seeds=2, **QUIET)
+    local = run_sweep(target, **kw)
+    pooled = run_sweep(target, runner="processes", workers=2, **kw)
+    assert [r["seed_losses"] for r in pooled["runs"]] == [r["seed_losses"] for r in local["runs"]]
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        res = CliRunner().invoke(main, ["sweep", str(GENERATED), "--runner", "ray", "--values", "64", "--steps", "1"])
+        assert fails_cleanly(res, "pip install 'mup-derive[ray]'")

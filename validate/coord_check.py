@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .controls import CONTROLS, broken
 from .defaults import DEFAULTS
@@ -175,7 +176,9 @@ def expected(target: Target, label: str, metric: str, step: int, axis: str, valu
 def run_axis(target: Target, axis: str, values: list[int], base: dict, steps: int, lr: float, seeds: int,
              alpha: float, band: float, device: str, echo=print) -> dict:
     key = AXES[axis]
-    runs = [[trace(target, {**base, key: v}, steps, lr, s, device) for s in range(seeds)] for v in values]
+    jobs = tqdm([(v, s) for v in values for s in range(seeds)], desc=f"coord-check {axis}", disable=None)
+    traced = [trace(target, {**base, key: v}, steps, lr, s, device) for v, s in jobs]
+    runs = [traced[i * seeds:(i + 1) * seeds] for i in range(len(values))]
     diverged = [r["diverged"] for per in runs for r in per if "diverged" in r]
     res = {"values": values, "base": base, "diverged": diverged, "labels": {}}
     if diverged:

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+from functools import lru_cache
 
 import numpy as np
 from tqdm import tqdm
 
 from .data import batches
 from .report import write_report
-from .target import Target
+from .target import Target, resolve
 from .train import AXES, Diverged, build, evaluate, optimizer, train
+
+
+RUNNERS = ("local", "processes", "ray")
 
 
 def best_lr(lrs: list[float], losses: list[float]) -> float | None:
@@ -32,9 +37,13 @@ def shift(optima: list) -> float:
     return float(np.log2(max(optima) / min(optima))) if len(optima) > 1 else 0.0
 
 
-def _run(target: Target, shape: dict, lr: float, wd: float, seed: int, data: list, held_out: list,
-         checkpoints: list[int], device: str, echo) -> list[float]:
-    """Held-out loss after each checkpoint's number of steps (inf once diverged)."""
+HELD_OUT_SEED = 10_000
+
+
+def _run(target: Target, shape: dict, lr: float, wd: float, seed: int, steps: int, checkpoints: list[int],
+         device: str) -> tuple[list[float], str | None]:
+    """Held-out loss after each checkpoint's number of steps (inf once diverged), and a note if it did."""
+    data, held_out = batches(target.sample, steps, seed=seed), batches(target.sample, 4, seed=HELD_OUT_SEED)
     model = build(target, shape, seed, device)
     opt, losses, done = optimizer(target, model, shape, lr, wd), [], 0
     for stop in checkpoints:
@@ -42,10 +51,37 @@ def _run(target: Target, shape: dict, lr: float, wd: float, seed: int, data: lis
             train(target, model, opt, data[done:stop], device)
             losses.append(evaluate(target, model, held_out, device))
         except Diverged as exc:
-            echo(f"  {shape} lr={lr:g} wd={wd:g} seed {seed}: diverged ({exc})")
-            return losses + [math.inf] * (len(checkpoints) - len(losses))
+            note = f"  {shape} lr={lr:g} wd={wd:g} seed {seed}: diverged ({exc})"
+            return losses + [math.inf] * (len(checkpoints) - len(losses)), note
         done = stop
-    return [l if math.isfinite(l) else math.inf for l in losses]
+    return [l if math.isfinite(l) else math.inf for l in losses], None
+
+
+@lru_cache(maxsize=None)
+def _rebuilt(spec: tuple) -> Target:
+    path, parametrization, gqa = spec
+    return resolve(path, parametrization, **dict(gqa))
+
+
+def _job(args):
+    """One sweep run in a worker process: the target is rebuilt there from its spec."""
+    spec, *rest = args
+    return _run(_rebuilt(spec), *rest)
+
+
+def _pool(runner: str, workers: int):
+    """A process pool for ``runner``: ``processes`` (this machine) or ``ray`` (an existing Ray cluster)."""
+    if runner == "processes":
+        return multiprocessing.get_context("spawn").Pool(workers or None)
+    try:
+        from ray.util.multiprocessing import Pool
+    except ImportError:
+        raise SweepError("runner 'ray' needs Ray: pip install 'mup-derive[ray]'") from None
+    return Pool(workers or None)
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked."""
 
 
 def _finite(xs):
@@ -54,20 +90,32 @@ def _finite(xs):
 
 def run_sweep(target: Target, axis: str, values: list[int], lrs: list[float], wds: list[float], shape: dict,
               steps: int = 100, seeds: int = 1, device: str = "cpu", out_dir: str | None = None,
-              name: str | None = None, command: str = "", echo=print) -> dict:
+              name: str | None = None, command: str = "", runner: str = "local", workers: int = 0,
+              echo=print) -> dict:
     """Train every (value, wd, lr, seed) for ``steps`` AdamW steps.  Per value and WD: the optimal
     base LR of the seed-mean curve and of every seed, after ``steps // 2`` and ``steps`` steps; the
     shift of the optimum across the axis in octaves, with its spread over seeds.  Diverged runs
-    count as loss = inf."""
+    count as loss = inf.  ``runner``: ``local`` (sequential, default), ``processes`` or ``ray``
+    (``workers`` at a time; the target must come from :func:`resolve`); results are identical."""
+    if runner not in RUNNERS:
+        raise SweepError(f"runner must be one of {RUNNERS}")
+    if runner != "local" and target.spec is None:
+        raise SweepError("a parallel sweep rebuilds the target in each worker: make it with validate.target.resolve")
     key = AXES[axis]
-    held_out = batches(target.sample, 4, seed=10_000)
-    data = {s: batches(target.sample, steps, seed=s) for s in range(seeds)}
     checkpoints = sorted({max(1, steps // 2), steps})
-    loss = {}
     jobs = [(v, wd, lr, s) for v in values for wd in wds for lr in lrs for s in range(seeds)]
-    for v, wd, lr, s in tqdm(jobs, desc=f"sweep {axis}", disable=None):
-        loss[v, wd, lr, s] = _run(target, {**shape, key: v}, lr, wd, s, data[s], held_out, checkpoints,
-                                  device, echo)
+    args = [({**shape, key: v}, lr, wd, s, steps, checkpoints, device) for v, wd, lr, s in jobs]
+    progress = dict(total=len(jobs), desc=f"sweep {axis}", disable=None)
+    if runner == "local":
+        results = [_run(target, *a) for a in tqdm(args, **progress)]
+    else:
+        with _pool(runner, workers) as pool:
+            results = list(tqdm(pool.imap(_job, [(target.spec, *a) for a in args]), **progress))
+    loss = {}
+    for job, (losses, note) in zip(jobs, results):
+        loss[job] = losses
+        if note:
+            echo(note)
     runs = []
     for v in values:
         for wd in wds:

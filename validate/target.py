@@ -8,7 +8,7 @@ Any ``nn.Module`` can be checked: give a factory ``make(shape, rules) -> model``
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import MarkovTask
+from .data import MarkovTask, TextTask
 from .loader import load_module
 
 
@@ -36,6 +36,7 @@ class Target:
     probes: Callable[[nn.Module, dict], dict] | None = None  # {label: [tensors]} from hooked outputs
     watch: Mapping[str, str] = field(default_factory=dict)   # label -> glob of extra modules to hook
     source: str = ""
+    spec: tuple | None = None                                # resolve()'s arguments, to rebuild it in a worker
 
 
 def to_device(batch, device: str):
@@ -64,13 +65,18 @@ def gqa_logits(model: nn.Module, out: dict) -> dict:
     return {"attn_logits": logits}
 
 
-def gqa_target(module, parametrization: str = "mup", task=None, batch: int = 16, seq: int = 32) -> Target:
-    """The generated GQA transformer of ``module`` (path or loaded module) on a token task."""
+def gqa_target(module, parametrization: str = "mup", text: str | None = None, batch: int = 16,
+               seq: int = 32) -> Target:
+    """The generated GQA transformer of ``module`` (path or loaded module) on the synthetic Markov
+    task, or on the bytes of the file ``text``."""
     mod = load_module(module) if isinstance(module, (str, Path)) else module
     if not hasattr(mod, "GQATransformer"):
         raise TargetError(f"{getattr(mod, '__file__', mod)}: not a generated module with a GQA model; "
                           "pass FILE.py:FACTORY for another model")
-    task = task or MarkovTask(vocab=mod.DIMS["vocab"], seed=1234)
+    try:
+        task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=mod.DIMS["vocab"], seed=1234)
+    except ValueError as exc:
+        raise TargetError(f"text {text}: {exc}") from None
 
     def make(shape: dict, rules: ModuleType) -> nn.Module:
         return rules.GQATransformer(width=shape["n"], depth=shape["L"], ratio=shape["r"],
@@ -88,8 +94,9 @@ def resolve(spec: str, parametrization: str = "mup", **gqa) -> Target:
     path, _, factory = spec.partition(":")
     if not Path(path).is_file():
         raise TargetError(f"target {spec!r}: no file {path!r}")
+    args = (spec, parametrization, tuple(sorted(gqa.items())))
     if not factory:
-        return gqa_target(path, parametrization, **gqa)
+        return replace(gqa_target(path, parametrization, **gqa), spec=args)
     name = f"mup_target_{abs(hash(str(Path(path).resolve())))}"
     loader = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(loader)
@@ -100,4 +107,4 @@ def resolve(spec: str, parametrization: str = "mup", **gqa) -> Target:
     target = fn(parametrization)
     if not isinstance(target, Target):
         raise TargetError(f"target {spec!r}: {factory}() returned {type(target).__name__}, not a Target")
-    return target
+    return replace(target, spec=args)
