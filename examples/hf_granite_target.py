@@ -6,19 +6,19 @@ the rules generated from ``examples/hf_granite.toml`` (``generated/hf_granite.py
 """
 from pathlib import Path
 
-from mup_derive.validate.data import MarkovTask
+from mup_derive.validate.data import MarkovTask, TextTask
 from mup_derive.validate.loader import load_module
 from mup_derive.validate.target import Target
 
 RULES = Path(__file__).resolve().parent.parent / "generated" / "hf_granite.py"
 
 
-def target(parametrization: str = "mup", batch: int = 2, seq: int = 16) -> Target:
+def target(parametrization: str = "mup", batch: int = 2, seq: int = 16, text: str | None = None) -> Target:
     from torch.nn.functional import cross_entropy
     from transformers import GraniteForCausalLM
 
     rules = load_module(RULES)
-    task = MarkovTask(vocab=rules.DIMS["vocab"], seed=1234)
+    task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=rules.DIMS["vocab"], seed=1234)
 
     def make(shape, rules):
         model = GraniteForCausalLM(rules.granite_config(shape, parametrization))

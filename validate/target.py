@@ -8,6 +8,7 @@ Any ``nn.Module`` can be checked: give a factory ``make(shape, rules) -> model``
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -90,7 +91,8 @@ def gqa_target(module, parametrization: str = "mup", text: str | None = None, ba
 
 def resolve(spec: str, parametrization: str = "mup", **gqa) -> Target:
     """``FILE.py`` (a generated module with its model; ``gqa`` are :func:`gqa_target`'s options) or
-    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization) -> Target`` for any model)."""
+    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization, ...) -> Target`` for any model; it
+    gets those of the options it names, e.g. ``batch`` and ``seq``)."""
     path, _, factory = spec.partition(":")
     if not Path(path).is_file():
         raise TargetError(f"target {spec!r}: no file {path!r}")
@@ -104,7 +106,8 @@ def resolve(spec: str, parametrization: str = "mup", **gqa) -> Target:
     fn = getattr(module, factory, None)
     if not callable(fn):
         raise TargetError(f"target {spec!r}: {path} defines no function {factory!r}")
-    target = fn(parametrization)
+    accepted = inspect.signature(fn).parameters
+    target = fn(parametrization, **{k: v for k, v in gqa.items() if k in accepted})
     if not isinstance(target, Target):
         raise TargetError(f"target {spec!r}: {factory}() returned {type(target).__name__}, not a Target")
     return replace(target, spec=args)

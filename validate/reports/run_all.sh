@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The commands behind every committed report in this folder (CPU, about an hour on 2 cores).
+# The commands behind every committed report in this folder (CPU, about two hours on 2 cores).
 # Each report also records its own command line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +22,11 @@ done
 # Weight decay that matters: base eta*lambda*steps = 2e-3 * 1 * 400 = 0.8 at the optimum.
 mup-derive sweep $gqa --axis width --values 64,128,256 --wds 0,1 --steps 400 --seeds 2 --out $out \
   --name sweep_width_wd_mup
+
+# Hugging Face GraniteForCausalLM (pip install 'mup-derive[hf]'): coordinate check and width sweep.
+hf=examples/hf_granite_target.py:target
+mup-derive coord-check $hf --out $out || true
+mup-derive sweep $hf --axis width --values 64,128,256 --steps 200 --seeds 2 --out $out --name sweep_hf_granite_width_mup
 
 # GQA f(r): the three forms of K/V's Adam LR f(r)/n across r = 1, 2, 4, 8 at width 256, 4 seeds.
 mkdir -p out/f
