@@ -23,10 +23,8 @@ done
 mup-derive sweep $gqa --axis width --values 64,128,256 --wds 0,1 --steps 400 --seeds 2 --out $out \
   --name sweep_width_wd_mup
 
-# Hugging Face GraniteForCausalLM (pip install 'mup-derive[hf]'): coordinate check and width sweep.
-hf=examples/hf_granite_target.py:target
-mup-derive coord-check $hf --out $out || true
-mup-derive sweep $hf --axis width --values 64,128,256 --steps 200 --seeds 2 --out $out --name sweep_hf_granite_width_mup
+# Hugging Face GraniteForCausalLM (pip install 'mup-derive[hf]'): coordinate check.
+mup-derive coord-check examples/hf_granite_target.py:target --out $out || true
 
 # GQA f(r): the three forms of K/V's Adam LR f(r)/n across r = 1, 2, 4, 8 at width 256, 4 seeds.
 mkdir -p out/f
