@@ -19,9 +19,6 @@ for p in mup sp; do
   mup-derive sweep $gqa --parametrization $p --axis depth --values 2,4,8 --width 128 --steps 200 --seeds 2 \
     --out $out --name sweep_depth_$p
 done
-# Weight decay that matters: base eta*lambda*steps = 2e-3 * 1 * 400 = 0.8 at the optimum.
-mup-derive sweep $gqa --axis width --values 64,128,256 --wds 0,1 --steps 400 --seeds 2 --out $out \
-  --name sweep_width_wd_mup
 
 # Hugging Face GraniteForCausalLM (pip install 'mup-derive[hf]'): coordinate check.
 mup-derive coord-check examples/hf_granite_target.py:target --out $out || true
