@@ -14,9 +14,7 @@ from .render import FORMATS
 from .solver import Settings, derive as derive_table
 
 from .validate.controls import CONTROLS
-from .validate.defaults import DEFAULTS as CHECK
-
-AXES = ("depth", "ratio", "width")
+from .validate.defaults import AXES, DEFAULTS as CHECK
 
 
 def _alpha(ctx, param, value):

@@ -42,10 +42,10 @@ import torch
 from tqdm import tqdm
 
 from .controls import CONTROLS, broken
-from .defaults import DEFAULTS
+from .defaults import AXES, DEFAULTS
 from .report import write_report
 from .target import Target, to_device
-from .train import AXES, Diverged, build, optimizer, train
+from .train import Diverged, build, optimizer, train
 
 # two-sided 95% Student-t quantiles by degrees of freedom
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,

@@ -11,7 +11,8 @@ from tqdm import tqdm
 from .data import batches
 from .report import write_report
 from .target import Target, resolve
-from .train import AXES, Diverged, build, evaluate, optimizer, train
+from .defaults import AXES
+from .train import Diverged, build, evaluate, optimizer, train
 
 
 RUNNERS = ("local", "processes", "ray")
@@ -127,21 +128,22 @@ def run_sweep(target: Target, axis: str, values: list[int], lrs: list[float], wd
                          "best_lr_half": best_lr(lrs, list(mean[:, 0])),
                          "seed_best_lr": [best_lr(lrs, list(row[:, -1])) for row in per_seed]})
     by_wd = {wd: [r for r in runs if r["wd"] == wd] for wd in wds}
+    mean_shift = {wd: shift([r["best_lr"] for r in rs]) for wd, rs in by_wd.items()}
     seed_shift = {wd: [shift([r["seed_best_lr"][s] for r in rs]) for s in range(seeds)] for wd, rs in by_wd.items()}
     report = {"command": command, "target": target.name, "source": target.source,
               "parametrization": target.parametrization, "axis": axis, "values": values, "shape": shape,
               "steps": steps, "checkpoints": checkpoints, "seeds": seeds, "runs": runs,
-              "shift_log2": max(shift([r["best_lr"] for r in rs]) for rs in by_wd.values()),
+              "shift_log2": max(mean_shift.values()),
               "shift_log2_half": max(shift([r["best_lr_half"] for r in rs]) for rs in by_wd.values()),
               "shift_log2_seeds": {str(wd): {"values": v, "mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1))
                                              if len(v) > 1 else 0.0} for wd, v in seed_shift.items()}}
     for r in runs:
         echo(f"  {axis}={r['value']:<5} wd={r['wd']:<6g} best lr {r['best_lr'] or float('nan'):.3g} "
              f"(at {checkpoints[0]} steps {r['best_lr_half'] or float('nan'):.3g})  loss {r['best_loss']:.4f}")
-    for wd, s in report["shift_log2_seeds"].items():
+    for wd in wds:
+        s = report["shift_log2_seeds"][str(wd)]
         echo(f"[{target.parametrization}] optimal LR shift across {axis} {values} (wd {wd}): "
-             f"seed-mean curve {shift([r['best_lr'] for r in by_wd[float(wd)]]):.2f} octaves; "
-             f"per seed {s['mean']:.2f} ± {s['sd']:.2f}")
+             f"seed-mean curve {mean_shift[wd]:.2f} octaves; per seed {s['mean']:.2f} ± {s['sd']:.2f}")
     if out_dir:
         from .plots import plot_sweep
         path = write_report(out_dir, name or f"sweep_{target.name}_{target.parametrization}_{axis}", report,

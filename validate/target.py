@@ -1,9 +1,10 @@
 """What the validation harness trains: a generated rules module plus a model family indexed by shape.
 
 Any ``nn.Module`` can be checked: give a factory ``make(shape, rules) -> model`` (shape is
-``{"n", "L", "r"}``; ``rules`` is the module whose multipliers the model should use), a batch sampler and a loss.  The harness seeds torch before each
-``make``, scales init and optimizer groups with ``rules`` (a module written by
-``mup-derive generate``) and hooks every module whose parameters a declared op governs.
+``{"n", "L", "r"}``; ``rules`` is the module whose multipliers the model should use), a batch
+sampler and a loss.  The harness seeds torch before each ``make``, scales optimizer groups with
+``rules`` (a module written by ``mup-derive generate``) and hooks every module whose
+parameters a declared op governs.
 """
 from __future__ import annotations
 

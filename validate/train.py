@@ -7,7 +7,6 @@ import torch
 
 from .target import Target, to_device
 
-AXES = {"width": "n", "ratio": "r", "depth": "L"}   # sweep axis -> shape key
 
 
 class Diverged(RuntimeError):
