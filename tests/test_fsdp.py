@@ -1,7 +1,5 @@
 """The generated init and param groups survive FSDP2 ``fully_shard`` (2 CPU processes, gloo)."""
 import json
-import os
-import socket
 
 import pytest
 import torch
@@ -33,10 +31,10 @@ def _train(gen, model, steps=2):
     return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
 
 
-def _worker(rank, world, port, out):
+def _worker(rank, world, store, out):
     from torch.distributed.fsdp import fully_shard
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # A file store: no port to race for, no store server that dies with rank 0.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         gen = load_module(GENERATED)
         torch.manual_seed(0)
@@ -52,19 +50,14 @@ def _worker(rank, world, port, out):
             with open(out, "w") as f:
                 json.dump({"groups": groups, "losses": losses, "stds": stds}, f)
     finally:
+        dist.barrier()                                           # nobody tears down mid-collective
         dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_fully_shard_keeps_groups_init_and_training(tmp_path):
     out = tmp_path / "rank0.json"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, tmp_path / "store", str(out)), nprocs=2, join=True)
     sharded = json.loads(out.read_text())
     gen = load_module(GENERATED)
     torch.manual_seed(0)
