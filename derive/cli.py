@@ -13,7 +13,7 @@ from .declaration import DeclarationError, load
 from .render import FORMATS
 from .solver import Settings, derive as derive_table
 
-from .validate.controls import CONTROLS
+from .validate.controls import CONTROLS, exposed_by
 from .validate.defaults import AXES, DEFAULTS as CHECK
 
 
@@ -205,7 +205,7 @@ def _command() -> str:
 @click.option("--band", default=CHECK["band"], show_default=True, callback=_positive,
               help="Half-width of the band of slopes around the theoretical one that counts as Theta.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp", "both"]), default="both", show_default=True)
-@click.option("--control", type=click.Choice(sorted(CONTROLS)),
+@click.option("--control", type=click.Choice(exposed_by("coord-check")),
               default=None, help="Check a deliberately broken muP variant (a negative control).")
 @click.option("--steps", default=CHECK["steps"], show_default=True, type=click.IntRange(min=1))
 @click.option("--seeds", default=CHECK["seeds"], show_default=True, type=click.IntRange(min=2),
@@ -248,7 +248,9 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
               help="Widths, ratios or depths.")
 @click.option("--lrs", default="5e-4,1e-3,2e-3,4e-3,8e-3", show_default=True, callback=_numbers(float))
 @click.option("--wds", default="0", show_default=True, callback=_numbers(float, positive=False),
-              help="AdamW base weight decays to sweep.")
+              help="AdamW base weight decays to sweep (ascending; the first is the reference).")
+@click.option("--wd-penalty", default=0.05, show_default=True, callback=_positive,
+              help="Loss (nats) over the first WD's that defines each shape's WD scale.")
 @click.option("--width", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--depth", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--ratio", default=1, show_default=True, type=click.IntRange(min=1))
@@ -257,6 +259,8 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Train on this text file (bytes) instead of the synthetic task.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
+@click.option("--control", type=click.Choice(sorted(CONTROLS)), default=None,
+              help="Sweep a deliberately broken muP variant (a negative control).")
 @click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="cpu", show_default=True, callback=_device)
@@ -266,15 +270,16 @@ def coord_check(target, widths, ratios, depths, axes, lr, batch, seq, alpha, ban
               help="Run the sweep's trainings one by one, in a process pool, or on a Ray cluster (extra 'ray').")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
               help="Pool size for processes/ray (0: one per CPU).")
-def sweep(target, axis, values, lrs, wds, width, depth, ratio, batch, seq, text, parametrization, steps, seeds,
-          device, out_dir, name, runner, workers):
-    """Sweep base LR (and WD) across widths, ratios or depths; report the optimum's shift."""
+def sweep(target, axis, values, lrs, wds, wd_penalty, width, depth, ratio, batch, seq, text, parametrization,
+          control, steps, seeds, device, out_dir, name, runner, workers):
+    """Sweep base LR (and WD) across widths, ratios or depths; report the shift of the optimal LR
+    and, for several WDs, of the WD scale."""
     from .validate.sweep import SweepError, run_sweep
     tgt = _target(target, parametrization, text=text, batch=batch, seq=seq)
     try:
         run_sweep(tgt, axis=axis, values=values, lrs=lrs, wds=wds, shape=dict(n=width, L=depth, r=ratio),
                   steps=steps, seeds=seeds, device=device, out_dir=out_dir, name=name, command=_command(),
-                  runner=runner, workers=workers, echo=click.echo)
+                  runner=runner, workers=workers, control=control, wd_penalty=wd_penalty, echo=click.echo)
     except SweepError as exc:
         raise click.ClickException(str(exc)) from None
 

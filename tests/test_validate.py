@@ -13,7 +13,7 @@ from mup_derive.cli import main
 from mup_derive.validate.coord_check import CheckError, run_coord_check
 from mup_derive.validate.data import MarkovTask, batches
 from mup_derive.validate.defaults import DEFAULTS
-from mup_derive.validate.sweep import best_lr, run_sweep
+from mup_derive.validate.sweep import best_lr, run_sweep, wd_scale
 from mup_derive.validate.target import gqa_target, resolve
 from mup_derive.validate.train import Diverged, build, optimizer, train
 
@@ -129,6 +129,21 @@ def test_best_lr_parabola():
     assert best_lr([1, 2, 4], [float("inf")] * 3) is None
 
 
+def test_wd_scale_interpolates_the_penalty_crossing():
+    assert wd_scale([0, 1, 4], [2.0, 2.01, 2.09], 0.05) == pytest.approx(2.0)        # log: 1 * 4 ** 0.5
+    assert wd_scale([0, 2], [2.0, 2.1], 0.05) == pytest.approx(1.0)                  # linear from 0
+    assert wd_scale([0, 1], [2.0, float("inf")], 0.05) == 1                          # diverged
+    assert wd_scale([0, 1, 4], [2.0, 2.01, 2.02], 0.05) is None                      # never reached
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--wds", "1,0"], "ascending"), (["--wd-penalty", "0"], "--wd-penalty"),
+    (["--control", "wd-unscaled", "--parametrization", "sp"], "broken muP variant")])
+def test_cli_sweep_errors(args, message):
+    res = CliRunner().invoke(main, ["sweep", str(GENERATED), "--values", "64", "--steps", "1", *args])
+    assert fails_cleanly(res, message)
+
+
 def test_lr_transfer_across_group_ratio(tmp_path):
     """The consequence of f(r) in training: the stored-tensor form (r+sqrt r)/2 over-drives K and V
     as r grows (its optimal base LR drifts and r = 8 loses); the default f = 1 does not."""
@@ -143,12 +158,26 @@ def test_lr_transfer_across_group_ratio(tmp_path):
     assert default["runs"][-1]["best_loss"] < sto["runs"][-1]["best_loss"]        # r = 8
 
 
+def test_wd_transfer_needs_eta_lambda_constant():
+    """Decay long enough to matter (eta*lambda*steps up to ~3): with eta*lambda held constant the WD
+    scale (loss +0.05 nats) stays put from width 32 to 128; the wd-unscaled control quarters the hidden
+    weights' eta*lambda there, so its scale should grow 2 octaves.  Each is judged against the midpoint."""
+    kw = dict(lrs=[2e-3], wds=[0, 1, 2, 4, 8, 16], shape=dict(n=64, L=2, r=1), steps=100, seeds=2, **QUIET)
+    target = gqa_target(GENERATED, batch=8, seq=64)
+    mup = run_sweep(target, "width", [32, 128], **kw)
+    unscaled = run_sweep(target, "width", [32, 128], control="wd-unscaled", **kw)
+    growth = {name: math.log2(rep["wd_scale"]["mean_curve"][1] / rep["wd_scale"]["mean_curve"][0])
+              for name, rep in (("mup", mup), ("unscaled", unscaled))}
+    assert abs(growth["mup"]) < 1.0 < growth["unscaled"], growth
+    assert mup["runs"][0]["losses"] == unscaled["runs"][0]["losses"]          # wd = 0: the same runs
+
+
 @pytest.mark.parametrize("args,message", [
     (["--widths", "64"], "at least two distinct"), (["--widths", "0,64"], "not a positive"),
     (["--widths", ",,"], "at least one value"), (["--steps", "0"], "--steps"), (["--seeds", "1"], "--seeds"),
     (["--lr", "nan"], "not a positive finite"), (["--lr", "-1"], "not a positive finite"),
     (["--out", "README.md"], "not a directory"), (["--axes", "height"], "--axes"),
-    (["--control", "kv-lr-r", "--parametrization", "sp"], "--control")])
+    (["--control", "kv-lr-r", "--parametrization", "sp"], "--control"), (["--control", "wd-unscaled"], "--control")])
 def test_cli_coord_check_errors(args, message):
     res = CliRunner().invoke(main, ["coord-check", str(GENERATED), *args])
     assert fails_cleanly(res, message)

@@ -1,18 +1,38 @@
 """Negative controls: generated muP rules with one rule deliberately broken.
 
-Each must FAIL the coordinate check at its default settings; a check that passes them
-cannot tell muP from these mistakes.  Ops are picked by their declared role and rank,
-so the controls apply to any generated module.
+Each must FAIL the check named beside it at that check's default settings (the coordinate
+check, or a WD sweep for decay, which acts only over many steps); a check that passes them
+cannot tell muP from these mistakes.  Ops are picked by their declared role and rank, so the
+controls apply to any generated module.
 """
 from __future__ import annotations
 
-CONTROLS = {
-    "hidden-lr-unscaled": "hidden weights keep the base LR at every shape (SP LR with muP init)",
-    "attn-sqrt-d": "attention logits (correlated contractions) scaled 1/sqrt(d_head) instead of 1/d_head",
-    "no-output-mult": "output layer at SP fan-in init, without muP's extra 1/sqrt(n)",
-    "kv-lr-r": "rank-deficient (K/V) LRs grow with f(r) = r",
-    "no-residual-mult": "residual branches without the L^-alpha multiplier",
+from dataclasses import replace
+
+CONTROLS = {   # name -> (the check that exposes it, what is broken)
+    "hidden-lr-unscaled": ("coord-check", "hidden weights keep the base LR at every shape (SP LR with muP init)"),
+    "attn-sqrt-d": ("coord-check",
+                    "attention logits (correlated contractions) scaled 1/sqrt(d_head) instead of 1/d_head"),
+    "no-output-mult": ("coord-check", "output layer at SP fan-in init, without muP's extra 1/sqrt(n)"),
+    "kv-lr-r": ("coord-check", "rank-deficient (K/V) LRs grow with f(r) = r"),
+    "no-residual-mult": ("coord-check", "residual branches without the L^-alpha multiplier"),
+    "wd-unscaled": ("sweep", "weight decay kept at its base value at every shape, so eta*lambda of weights "
+                             "whose LR scales shrinks with it (e.g. like 1/n for hidden weights under Adam)"),
 }
+
+
+def exposed_by(check: str) -> list[str]:
+    """The controls that ``check`` ('coord-check' or 'sweep') must fail."""
+    return sorted(name for name, (by, _) in CONTROLS.items() if by == check)
+
+
+def apply(target, name: str | None):
+    """``target`` with the ``name`` control applied to its rules (unchanged for None)."""
+    if name is None:
+        return target
+    if target.parametrization != "mup":
+        raise ValueError("a control is a broken muP variant: use it with parametrization mup")
+    return replace(target, rules=broken(target.rules, name))
 
 
 def broken(rules, name: str):
@@ -25,6 +45,10 @@ def broken(rules, name: str):
     lr_keys = [f"lr_{o}" for o in mod.OPTIMIZERS]
     hit = []
     for op, decl in mod.DECLARED.items():
+        if name == "wd-unscaled":
+            if [mup.get(op, {}).pop(f"wd_{o}", None) for o in mod.OPTIMIZERS] != [None] * len(mod.OPTIMIZERS):
+                hit.append(op)
+            continue
         role, (fan_in, fan_out, rank) = decl["role"], decl["shape"](**{**mod.BASE_SHAPE, "n": 2 ** 10, "r": 4})
         own = mup.setdefault(op, {})
         if name == "hidden-lr-unscaled" and role == "hidden":

@@ -33,7 +33,6 @@ declaration's roles and shapes, never from the derived rules under test:
 """
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import math
 
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .controls import CONTROLS, broken
+from .controls import CONTROLS, apply
 from .defaults import AXES, DEFAULTS
 from .report import write_report
 from .target import Target, to_device
@@ -227,10 +226,10 @@ def run_coord_check(target: Target, axes: dict[str, list[int]], steps: int = DEF
             raise CheckError(f"unknown axis {axis!r}; one of {sorted(AXES)}")
         if len(set(values)) < 2 or min(values) < 1:
             raise CheckError(f"the {axis} axis needs at least two distinct positive values, got {values}")
-    if control is not None and target.parametrization != "mup":
-        raise CheckError("a control is a broken muP variant: check it with parametrization mup")
-    if control is not None:
-        target = dataclasses.replace(target, rules=broken(target.rules, control))
+    try:
+        target = apply(target, control)
+    except ValueError as exc:
+        raise CheckError(str(exc)) from None
     widths, depths = axes.get("width", DEFAULTS["widths"]), axes.get("depth", DEFAULTS["depths"])
     bases = {"width": {"n": min(widths), "L": min(depths), "r": 1},
              "ratio": {"n": max(widths), "L": min(depths), "r": 1},
@@ -238,7 +237,7 @@ def run_coord_check(target: Target, axes: dict[str, list[int]], steps: int = DEF
     name = target.parametrization + (f"_{control}" if control else "")
     report = {"command": command, "target": target.name, "source": target.source,
               "parametrization": target.parametrization, "control": control,
-              "control_effect": CONTROLS.get(control), "steps": steps, "lr": lr, "seeds": seeds,
+              "control_effect": control and CONTROLS[control][1], "steps": steps, "lr": lr, "seeds": seeds,
               "alpha": alpha, "band": band, "confidence": 0.95, "axes": {}}
     for axis, values in axes.items():
         res = run_axis(target, axis, values, bases[axis], steps, lr, seeds, alpha, band, device, echo)

@@ -41,23 +41,48 @@ def plot_coord_check(report: dict, path) -> None:
 
 
 def plot_sweep(report: dict, path) -> None:
-    """Final loss against base LR, one line per axis value, optimum marked."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in report["runs"]:
-        lrs, losses = run["lrs"], [float("nan") if l is None else l for l in run["losses"]]
-        line, = ax.plot(lrs, losses, marker="o", label=f"{report['axis']}={run['value']}, wd={run['wd']}")
-        if run["best_lr"] is not None:
-            ax.axvline(run["best_lr"], color=line.get_color(), alpha=0.3)
+    """Final loss against base LR (several LRs), one line per axis value and WD, optimum marked;
+    with several WDs a panel of best-LR loss over the first WD's against WD, WD scale marked."""
     lrs = report["runs"][0]["lrs"]
-    ax.set_xlim(min(lrs) / 1.3, max(lrs) * 1.3)
-    ax.set_xscale("log")
-    ax.set(xlabel="base learning rate", ylabel="held-out loss",
-           title=f"{report['target']}: {report['parametrization']} across {report['axis']}, "
-                 f"{report['steps']} steps, {report['seeds']} seed(s)\n"
-                 f"optimum shift {report['shift_log2']:+.2f} octaves")
-    ax.minorticks_off()
-    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
-    ax.legend(fontsize=7)
+    panels = [p for p, on in (("lr", len(lrs) > 1), ("wd", "wd_scale" in report)) if on] or ["lr"]
+    fig, grid = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    name = report["parametrization"] + (f" + {report['control']}" if report.get("control") else "")
+    fig.suptitle(f"{report['target']}: {name} across {report['axis']}, {report['steps']} steps, "
+                 f"{report['seeds']} seed(s)")
+    if "lr" in panels:
+        _lr_panel(grid[0, 0], report, lrs)
+    if "wd" in panels:
+        _wd_panel(grid[0, -1], report)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _lr_panel(ax, report: dict, lrs: list) -> None:
+    for run in report["runs"]:
+        losses = [float("nan") if l is None else l for l in run["losses"]]
+        line, = ax.plot(run["lrs"], losses, marker="o", label=f"{report['axis']}={run['value']}, wd={run['wd']}")
+        if run["best_lr"] is not None:
+            ax.axvline(run["best_lr"], color=line.get_color(), alpha=0.3)
+    ax.set_xlim(min(lrs) / 1.3, max(lrs) * 1.3)
+    ax.set_xscale("log")
+    ax.set(xlabel="base learning rate", ylabel="held-out loss",
+           title=f"optimal LR shift {report['shift_log2']:.2f} octaves")
+    ax.minorticks_off()
+    ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
+    ax.legend(fontsize=7)
+
+
+def _wd_panel(ax, report: dict) -> None:
+    for v, scale in zip(report["values"], report["wd_scale"]["mean_curve"]):
+        runs = [r for r in report["runs"] if r["value"] == v]
+        wds = [r["wd"] for r in runs]
+        line, = ax.plot(wds, [r["best_loss"] - runs[0]["best_loss"] for r in runs], marker="o",
+                        label=f"{report['axis']}={v}: scale {'beyond grid' if scale is None else f'{scale:.3g}'}")
+        if scale is not None:
+            ax.axvline(scale, color=line.get_color(), alpha=0.3)
+    ax.axhline(report["wd_penalty"], color="k", linestyle=":", label=f"+{report['wd_penalty']:g} nats")
+    ax.set_xscale("symlog", linthresh=min(w for w in wds if w > 0))
+    ax.set(xlabel="base weight decay", ylabel=f"loss - loss at wd {wds[0]:g}",
+           title=f"WD scale shift {report['wd_shift_log2']:.2f} octaves")
+    ax.legend(fontsize=7)

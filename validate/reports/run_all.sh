@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The commands behind every committed report in this folder (CPU, about two hours on 2 cores).
+# The commands behind every committed report in this folder (CPU, about two and a half hours on 2 cores).
 # Each report also records its own command line.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,4 +30,10 @@ for t in "effective rank-adjusted" "effective spectral" "stored spectral"; do
   mup-derive generate examples/gqa_transformer.toml -o out/f/gqa_$1_$2.py --update-space $1 --update-target $2
   mup-derive sweep out/f/gqa_$1_$2.py --axis ratio --values 1,2,4,8 --width 256 --depth 2 \
     --lrs 5e-4,1e-3,2e-3,4e-3,8e-3 --steps 200 --seeds 4 --batch 8 --seq 64 --out $out --name sweep_ratio_f_$1_$2
+done
+
+# Weight decay across width: eta*lambda held constant (muP) against the wd-unscaled control.
+for c in "" "--control wd-unscaled"; do
+  mup-derive sweep $gqa --axis width --values 64,128,256 --lrs 1.5e-3 --wds 0,1,2,4,8,16 --steps 200 --seeds 3 \
+    $c --out $out --name sweep_wd_width_mup${c:+_wd-unscaled}
 done
