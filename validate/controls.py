@@ -42,13 +42,9 @@ def broken(rules, name: str):
         raise ValueError(f"unknown control {name!r}; one of {sorted(CONTROLS)}")
     mod = load_module(rules.__file__, fresh=True)
     mup, sp = mod.RULES["mup"], mod.RULES["sp"]      # a rule missing from RULES is constant
-    lr_keys = [f"lr_{o}" for o in mod.OPTIMIZERS]
+    lr_keys, wd_keys = ([f"{q}_{o}" for o in mod.OPTIMIZERS] for q in ("lr", "wd"))
     hit = []
     for op, decl in mod.DECLARED.items():
-        if name == "wd-unscaled":
-            if [mup.get(op, {}).pop(f"wd_{o}", None) for o in mod.OPTIMIZERS] != [None] * len(mod.OPTIMIZERS):
-                hit.append(op)
-            continue
         role, (fan_in, fan_out, rank) = decl["role"], decl["shape"](**{**mod.BASE_SHAPE, "n": 2 ** 10, "r": 4})
         own = mup.setdefault(op, {})
         if name == "hidden-lr-unscaled" and role == "hidden":
@@ -62,6 +58,9 @@ def broken(rules, name: str):
             for k in lr_keys:                            # the rule at r = 1, times r
                 f = own.get(k, lambda **shape: 1.0)
                 own[k] = lambda f=f, **shape: f(**{**shape, "r": 1}) * shape["r"]
+        elif name == "wd-unscaled" and any(k in own for k in wd_keys):
+            for k in wd_keys:                            # one WD at every shape
+                own.pop(k, None)
         else:
             continue
         hit.append(op)

@@ -74,9 +74,9 @@ def _lr_panel(ax, report: dict, lrs: list) -> None:
 
 
 def _wd_panel(ax, report: dict) -> None:
+    wds = sorted({r["wd"] for r in report["runs"]})
     for v, scale in zip(report["values"], report["wd_scale"]["mean_curve"]):
         runs = [r for r in report["runs"] if r["value"] == v]
-        wds = [r["wd"] for r in runs]
         line, = ax.plot(wds, [r["best_loss"] - runs[0]["best_loss"] for r in runs], marker="o",
                         label=f"{report['axis']}={v}: scale {'beyond grid' if scale is None else f'{scale:.3g}'}")
         if scale is not None:
