@@ -5,8 +5,8 @@ import sys
 import time
 from pathlib import Path
 
-from mup_derive.declaration import architecture
-from mup_derive.solver import Settings, derive
+from mup_derive.declare import architecture
+from mup_derive.derive import Settings, solve
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_S = 1.0
@@ -35,14 +35,14 @@ if __name__ == "__main__":
     t0 = time.perf_counter()
     arch = declaration()
     t1 = time.perf_counter()
-    table = derive(arch, Settings())
+    table = solve(arch, Settings())
     t2 = time.perf_counter()
     print(f"100 ops: ops={len(arch.ops)} entries={len(table.entries)} declare={t1 - t0:.3f}s "
           f"derive={t2 - t1:.3f}s total={t2 - t0:.3f}s ratio to goal {(t2 - t0) / GOAL_S:.2f}")
     runs = []
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mup_derive.cli", "derive", str(ROOT / "examples" / "gqa_transformer.toml")],
+        subprocess.run([sys.executable, "-m", "mup_derive", "derive", str(ROOT / "examples" / "gqa_transformer.toml")],
                        check=True, capture_output=True, cwd=ROOT)
         runs.append(time.perf_counter() - t)
     best = min(runs)

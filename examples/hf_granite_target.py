@@ -7,7 +7,7 @@ the rules generated from ``examples/hf_granite.toml`` (``generated/hf_granite.py
 from pathlib import Path
 
 from mup_derive.validate.data import MarkovTask, TextTask
-from mup_derive.validate.loader import load_module
+from mup_derive.validate.rules import load_rules
 from mup_derive.validate.target import Target
 
 RULES = Path(__file__).resolve().parent.parent / "generated" / "hf_granite.py"
@@ -17,7 +17,7 @@ def target(parametrization: str = "mup", batch: int = 2, seq: int = 16, text: st
     from torch.nn.functional import cross_entropy
     from transformers import GraniteForCausalLM
 
-    rules = load_module(RULES)
+    rules = load_rules(RULES)
     task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=rules.DIMS["vocab"], seed=1234)
 
     def make(shape, rules):

@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mup_derive.validate.loader import load_module
+from mup_derive.validate.rules import load_rules
 from mup_derive.validate.target import Target
 
 RULES = Path(__file__).resolve().parent.parent / "generated" / "mlp.py"
 
 
 def target(parametrization: str = "mup") -> Target:
-    rules = load_module(RULES)
+    rules = load_rules(RULES)
     d = rules.DIMS["d"]
     teacher = torch.randn(d, d, generator=torch.Generator().manual_seed(0)) / d ** 0.5
 

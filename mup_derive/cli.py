@@ -1,0 +1,313 @@
+"""Command line: ``mup-derive derive|generate|coord-check|sweep``."""
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import click
+import sympy as sp
+
+from . import __version__
+from .declare.build import load
+from .declare.grammar import DeclarationError
+from .declare.ops import Architecture
+from .derive.render import FORMATS
+from .derive.settings import Settings
+from .derive.solver import solve
+from .validate.controls import CONTROLS, exposed_by
+from .validate.settings import AXES, CheckSettings, SweepGrid
+
+CHECK = CheckSettings()
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _alpha(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"expected a number such as 1 or 1/2, got {value!r}") from None
+
+
+def _settings_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--alpha", default="1", show_default=True, callback=_alpha,
+                     help="Residual branch multiplier L^-alpha (1 CompleteP, 1/2 depth-muP).")(f)
+    f = click.option("--update-space", type=click.Choice(["effective", "stored"]), default="effective",
+                     show_default=True, help="Where a rank-deficient op's step is measured: the repeated map "
+                     "(effective) or the stored n/r x n parameter (stored, a factor sqrt r more).")(f)
+    f = click.option("--update-target", type=click.Choice(["spectral", "rank-adjusted"]), default="rank-adjusted",
+                     show_default=True, help="What a rank-deficient op's step must match: the init's spectral "
+                     "norm (kappa = (1+sqrt r)/2) or its rank-adjusted norm (kappa = 1). GQA's f(r): effective + "
+                     "rank-adjusted 1, effective + spectral (1+sqrt r)/2, stored + spectral (r+sqrt r)/2.")(f)
+    f = click.option("--output-gauge", type=click.Choice(["init", "multiplier"]), default=None,
+                     help="Output layer: width scaling in the init (TP5 Table 3) or in a multiplier (mup).")(f)
+    f = click.option("--eps", "eps_rule", type=click.Choice(["derived", "constant"]), default="derived",
+                     show_default=True, help="Adam eps: scaled with the typical gradient entry (derived) or "
+                     "one constant for every shape (microsoft/mup's convention).")(f)
+    return f
+
+
+def _settings(alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str,
+              parametrization: str = "mup") -> Settings:
+    try:
+        return Settings(alpha=sp.Rational(alpha.numerator, alpha.denominator), update_space=update_space,
+                        update_target=update_target, parametrization=parametrization, output_gauge=output_gauge,
+                        eps=eps_rule)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--alpha") from None
+
+
+def _load(path: str) -> Architecture:
+    try:
+        return load(path)
+    except DeclarationError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _write(path: str, text: str) -> None:
+    from .atomic import write_text
+    try:
+        write_text(path, text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mup-derive")
+def main() -> None:
+    """Derive muP parameterization tables, generate PyTorch code, validate it."""
+
+
+@main.command()
+@click.argument("arch", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="md", show_default=True)
+@click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
+@_settings_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def derive(arch: str, fmt: str, parametrization: str, alpha: Fraction, update_space: str, update_target: str,
+           output_gauge: str | None, eps_rule: str, output: str | None) -> None:
+    """Solve the feature-learning conditions of ARCH (a TOML declaration) and print the table."""
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization)
+    text = FORMATS[fmt](solve(_load(arch), settings))
+    if output:
+        _write(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _bases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, int]:
+    out = {}
+    for item in values:
+        key, sep, val = item.partition("=")
+        if not sep or not key or not val.strip().isdigit() or int(val) < 1:
+            raise click.BadParameter(f"expected SYMBOL=POSITIVE_INTEGER, got {item!r}")
+        out[key.strip()] = int(val)
+    return out
+
+
+@main.command()
+@click.argument("arch", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--base-width", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--base-depth", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--base-ratio", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--base", "bases", multiple=True, callback=_bases, metavar="SYMBOL=VALUE",
+              help="Base value of a declared [scaled] symbol (default 1); repeatable.")
+@_settings_options
+def generate(arch: str, output: str, base_width: int, base_depth: int, base_ratio: int, bases: dict[str, int],
+             alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str) -> None:
+    """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
+    from .generate.codegen import generate_module
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule)
+    decl = _load(arch)
+    unknown = set(bases) - set(decl.scaled)
+    if unknown:
+        raise click.BadParameter(f"{sorted(unknown)} not among the declared [scaled] symbols "
+                                 f"{sorted(decl.scaled)}", param_hint="--base")
+    base = {"n": base_width, "L": base_depth, "r": base_ratio, **{k: bases.get(k, 1) for k in decl.scaled}}
+    try:
+        code = generate_module(decl, settings, base=base, source=Path(arch).as_posix())
+    except ValueError as exc:
+        raise click.ClickException(f"{arch}: {exc}") from None
+    _write(output, code)
+    click.echo(f"wrote {output}")
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+def _numbers(kind: type[int] | type[float], positive: bool = True) -> Callable[..., list[Any]]:
+    """Click callback: comma-separated finite numbers (positive, or non-negative), at least one."""
+    def parse(ctx: click.Context, param: click.Parameter, text: str) -> list[Any]:
+        try:
+            vals = [kind(t) for t in str(text).split(",") if t.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+        if not vals:
+            raise click.BadParameter("needs at least one value")
+        bad = [v for v in vals if not math.isfinite(v) or v < 0 or (positive and v == 0)]
+        if bad:
+            raise click.BadParameter(f"{bad[0]} is not a {'positive' if positive else 'non-negative'} finite number")
+        return vals
+    return parse
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise click.BadParameter(f"{value} is not a positive finite number")
+    return value
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import torch
+    try:
+        dev = torch.device(value)
+    except RuntimeError:
+        raise click.BadParameter(f"{value!r} is not a torch device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine")
+    return value
+
+
+def _out_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if Path(value).exists() and not Path(value).is_dir():
+        raise click.BadParameter(f"{value} exists and is not a directory")
+    return value
+
+
+def _target(spec: str, parametrization: str, **options: Any) -> Any:
+    from .validate.target import TargetError, resolve
+    try:
+        return resolve(spec, parametrization, **options)
+    except TargetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _command() -> str:
+    """The full command line behind a report, every option spelled out."""
+    ctx = click.get_current_context()
+    parts = ["mup-derive", str(ctx.info_name)]
+    for p in ctx.command.params:
+        v = ctx.params[str(p.name)]
+        if isinstance(p, click.Argument):
+            parts.append(str(v))
+        elif v is not None and v is not False:
+            flag = max(p.opts, key=len)
+            parts += [flag] if v is True else [flag, ",".join(map(str, v)) if isinstance(v, list) else str(v)]
+    return " ".join(shlex.quote(x) for x in parts)
+
+
+def _axes(text: str) -> list[str]:
+    chosen = [a.strip() for a in text.split(",") if a.strip()]
+    if not chosen or any(a not in AXES for a in chosen):
+        raise click.BadParameter(f"expected axes among {sorted(AXES)}, got {text!r}", param_hint="--axes")
+    return chosen
+
+
+def _parametrizations(parametrization: str, control: str | None) -> list[str]:
+    """mup, sp or both; a control is a broken muP variant, so it runs on muP alone."""
+    if control and parametrization == "sp":
+        raise click.BadParameter("a control breaks the muP rules: drop --parametrization sp", param_hint="--control")
+    if control:
+        return ["mup"]
+    return ["mup", "sp"] if parametrization == "both" else [parametrization]
+
+
+@main.command("coord-check")
+@click.argument("target")
+@click.option("--widths", default=_csv(CHECK.widths), show_default=True, callback=_numbers(int))
+@click.option("--ratios", default=_csv(CHECK.ratios), show_default=True, callback=_numbers(int))
+@click.option("--depths", default=_csv(CHECK.depths), show_default=True, callback=_numbers(int))
+@click.option("--axes", default="width,ratio,depth", show_default=True, help="Axes to check.")
+@click.option("--lr", default=CHECK.lr, show_default=True, callback=_positive, help="AdamW base LR.")
+@click.option("--batch", default=CHECK.batch, show_default=True, type=click.IntRange(min=1),
+              help="Sequences in the one batch that is trained on and probed (built-in model).")
+@click.option("--seq", default=CHECK.seq, show_default=True, type=click.IntRange(min=1))
+@click.option("--alpha", default=CHECK.alpha, show_default=True, callback=_positive,
+              help="Depth exponent the check expects: per-layer dW.x of a branch op ~ L^(alpha-1).")
+@click.option("--band", default=CHECK.band, show_default=True, callback=_positive,
+              help="Half-width of the band of slopes around the theoretical one that counts as Theta.")
+@click.option("--parametrization", type=click.Choice(["mup", "sp", "both"]), default="both", show_default=True)
+@click.option("--control", type=click.Choice(exposed_by("coord-check")),
+              default=None, help="Check a deliberately broken muP variant (a negative control).")
+@click.option("--steps", default=CHECK.steps, show_default=True, type=click.IntRange(min=1))
+@click.option("--seeds", default=CHECK.seeds, show_default=True, type=click.IntRange(min=2),
+              help="Seeds per shape; their spread gives each slope's confidence interval.")
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
+def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[int], axes: str, lr: float,
+                batch: int, seq: int, alpha: float, band: float, parametrization: str, control: str | None,
+                steps: int, seeds: int, device: str, out_dir: str) -> None:
+    """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
+    RMS, its change and its own dW.x along each axis, and test them against muP theory."""
+    from .validate.coord_check import run_coord_check
+    from .validate.trace import CheckError
+    chosen = _axes(axes)
+    settings = CheckSettings(widths=tuple(widths), ratios=tuple(ratios), depths=tuple(depths), steps=steps, lr=lr,
+                             seeds=seeds, alpha=alpha, band=band, batch=batch, seq=seq)
+    failed = []
+    for p in _parametrizations(parametrization, control):
+        try:
+            rep = run_coord_check(_target(target, p, batch=batch, seq=seq), chosen, settings, device=device,
+                                  control=control, out_dir=out_dir, command=_command(), echo=click.echo)
+        except CheckError as exc:
+            raise click.ClickException(str(exc)) from None
+        failed += [p] if (p == "mup" and not control and not rep.passed) else []
+    if failed:
+        raise SystemExit(1)   # SP and controls are expected to fail; muP failing is an error
+
+
+@main.command()
+@click.argument("target")
+@click.option("--axis", type=click.Choice(sorted(AXES)), default="width", show_default=True)
+@click.option("--values", default="64,128,256", show_default=True, callback=_numbers(int),
+              help="Widths, ratios or depths.")
+@click.option("--lrs", default="5e-4,1e-3,2e-3,4e-3,8e-3", show_default=True, callback=_numbers(float))
+@click.option("--wds", default="0", show_default=True, callback=_numbers(float, positive=False),
+              help="AdamW base weight decays to sweep (ascending; the first is the reference).")
+@click.option("--wd-penalty", default=0.05, show_default=True, callback=_positive,
+              help="Loss (nats) over the first WD's that defines each shape's WD scale.")
+@click.option("--width", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--depth", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--ratio", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--seq", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Train on this text file (bytes) instead of the synthetic task.")
+@click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
+@click.option("--control", type=click.Choice(sorted(CONTROLS)), default=None,
+              help="Sweep a deliberately broken muP variant (a negative control).")
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", default="cpu", show_default=True, callback=_device)
+@click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
+@click.option("--name", default=None, help="Report file stem.")
+@click.option("--runner", type=click.Choice(["local", "processes", "ray"]), default="local", show_default=True,
+              help="Run the sweep's trainings one by one, in a process pool, or on a Ray cluster (extra 'ray').")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Pool size for processes/ray (0: one per CPU).")
+def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list[float], wd_penalty: float,
+          width: int, depth: int, ratio: int, batch: int, seq: int, text: str | None, parametrization: str,
+          control: str | None, steps: int, seeds: int, device: str, out_dir: str, name: str | None, runner: str,
+          workers: int) -> None:
+    """Sweep base LR (and WD) across widths, ratios or depths; report the shift of the optimal LR
+    and, for several WDs, of the WD scale."""
+    from .validate.sweep import SweepError, run_sweep
+    tgt = _target(target, parametrization, text=text, batch=batch, seq=seq)
+    grid = SweepGrid(axis=axis, values=tuple(values), lrs=tuple(lrs), wds=tuple(wds),
+                     shape={"n": width, "L": depth, "r": ratio}, steps=steps, seeds=seeds, wd_penalty=wd_penalty)
+    try:
+        run_sweep(tgt, grid, control=control, device=device, runner=runner, workers=workers, out_dir=out_dir,
+                  name=name, command=_command(), echo=click.echo)
+    except SweepError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Field checks of one declared op, each raising a :class:`DeclarationError` that names the op and field."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import sympy as sp
+
+from .grammar import BUILTIN, MAX_DIM, RESERVED, DeclarationError, Point, Shape, parse
+from .ops import LOWRANK, ROLES
+
+OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
+             "gauge", "init", "params", "correlated"}
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+T = TypeVar("T")
+
+
+def samples(scaled: Iterable[str], dims: dict[str, int], large: bool = False) -> list[Point]:
+    """Shape points for the positivity checks (``large``: wide models only, for rank bounds)."""
+    grid: dict[str, tuple[int, ...]] = {"n": (2 ** 20, 2 ** 30) if large else (64, 1024, 2 ** 20),
+                                        "L": (1, 4, 64), "r": (1, 2, 8)}
+    grid.update({k: (1, 8, 2 ** 10) for k in scaled})
+    points: list[Point] = [{k: float(v) for k, v in dims.items()}]
+    for k, vals in grid.items():
+        points = [{**p, k: float(v)} for p in points for v in vals]
+    return points
+
+
+def op_name(fields: dict[str, Any]) -> str:
+    """The op's name: an identifier that is not reserved."""
+    name = fields.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise DeclarationError(str(name), "name", "every op needs a name of letters, digits and _")
+    if name in RESERVED:
+        raise DeclarationError(name, "name", f"{sorted(RESERVED)} are reserved")
+    return name
+
+
+def known_fields(name: str, fields: dict[str, Any]) -> None:
+    extra = set(fields) - OP_FIELDS
+    if extra:
+        raise DeclarationError(name, sorted(extra)[0], f"unknown field; allowed: {sorted(OP_FIELDS)}")
+
+
+def choice(value: object, name: str, fld: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise DeclarationError(name, fld, f"{value!r} is not one of {choices}")
+    return value
+
+
+def role(name: str, fields: dict[str, Any]) -> str:
+    if fields.get("role") is None:
+        raise DeclarationError(name, "role", f"missing; one of {ROLES}")
+    return choice(fields["role"], name, "role", ROLES)
+
+
+def flag(fields: dict[str, Any], name: str, fld: str, default: bool) -> bool:
+    v = fields.get(fld, default)
+    if not isinstance(v, bool):
+        raise DeclarationError(name, fld, f"expected true or false, got {v!r}")
+    return v
+
+
+def shapes(name: str, fields: dict[str, Any], op_role: str, names: set[str]) -> dict[str, Shape]:
+    """fan_in and fan_out (1 where a vector's fan_in or a contraction's fan_out is left out), and
+    rank and repeat where given."""
+    implicit = {("vector", "fan_in"), ("contraction", "fan_out")}
+    out: dict[str, Shape] = {}
+    for fld in ("fan_in", "fan_out"):
+        if fld not in fields and (op_role, fld) not in implicit:
+            raise DeclarationError(name, fld, "missing")
+        out[fld] = parse(fields.get(fld, 1), names, name, fld)
+    for fld in ("rank", "repeat"):
+        if fld in fields:
+            out[fld] = parse(fields[fld], names, name, fld)
+    if op_role == "vector" and out["fan_in"].expr != 1:
+        raise DeclarationError(name, "fan_in", "a vector-like op (bias or gain) has fan_in 1")
+    return out
+
+
+def lowrank(name: str, fields: dict[str, Any], shp: dict[str, Shape]) -> str | None:
+    """The declared low-rank kind, which needs a rank (or repeat); a factorised op takes no repeat."""
+    kind = fields.get("lowrank")
+    if kind is None:
+        return None
+    choice(kind, name, "lowrank", LOWRANK)
+    if "rank" not in shp and "repeat" not in shp:
+        raise DeclarationError(name, "lowrank", "needs a rank")
+    if kind == "factorised" and "repeat" in shp:
+        raise DeclarationError(name, "repeat", "a factorised op has a rank, not a repeat")
+    return str(kind)
+
+
+def rank_from_repeat(name: str, shp: dict[str, Shape]) -> None:
+    """A declared repeat sets rank = fan_out / repeat; a rank given as well must agree."""
+    if "repeat" not in shp:
+        return
+    fo, rep = shp["fan_out"], shp["repeat"]
+    from_repeat = Shape(fo.expr / rep.expr, lambda e: fo.value(e) / rep.value(e))
+    if "rank" in shp and sp.simplify(shp["rank"].expr - from_repeat.expr) != 0:
+        raise DeclarationError(name, "repeat", f"fan_out/repeat = {from_repeat.expr} disagrees with "
+                                               f"rank = {shp['rank'].expr}")
+    shp["rank"] = from_repeat
+
+
+def positive(name: str, shp: dict[str, Shape], dims: dict[str, int], scaled: list[str]) -> None:
+    """fan_in, fan_out and rank are dimensions (at least 1, finite) at every sample shape."""
+    checked = [f for f in ("fan_in", "fan_out", "rank") if f in shp]
+    for point in samples(scaled, dims):
+        for fld in checked:
+            val = shp[fld].value(point)
+            if not (val >= 1) or val > MAX_DIM ** 2:
+                where = {k: int(v) for k, v in point.items() if k not in dims}
+                raise DeclarationError(name, fld, f"must be a positive dimension (at least 1), got "
+                                                  f"{shp[fld].expr} = {val:g} at {where}")
+
+
+def deficient(name: str, shp: dict[str, Shape], dims: dict[str, int], scaled: list[str], kind: str | None) -> bool:
+    """Whether the declared rank is below min(fan_in, fan_out) for wide models; above it is an error,
+    and a declared low-rank kind needs a rank that is below it."""
+    low = False
+    if "rank" in shp:
+        for point in samples(scaled, dims, large=True):
+            full = min(shp["fan_in"].value(point), shp["fan_out"].value(point))
+            rank = shp["rank"].value(point)
+            if rank > full * (1 + 1e-12):
+                raise DeclarationError(name, "rank", f"rank {shp['rank'].expr} exceeds min(fan_in, fan_out) "
+                                                     f"= min({shp['fan_in'].expr}, {shp['fan_out'].expr}) "
+                                                     "for wide models")
+            low |= rank < full * (1 - 1e-12)
+    if kind is not None and not low:
+        raise DeclarationError(name, "rank", f"lowrank = {kind!r} but rank {shp['rank'].expr} is "
+                                             "min(fan_in, fan_out)")
+    return low
+
+
+def per_factor(fields: dict[str, Any], name: str, fld: str, default: object, check: Callable[[object], T],
+               factorised: bool) -> dict[str, T]:
+    """A field that may be given per factor of a factorised op: {"A": ..., "B": ...}."""
+    v = fields.get(fld, default)
+    if not isinstance(v, dict):
+        return {k: check(v) for k in ("A", "B")}
+    if not factorised:
+        raise DeclarationError(name, fld, "a table {A = ..., B = ...} needs lowrank = \"factorised\"")
+    extra = set(v) - {"A", "B"}
+    if extra:
+        raise DeclarationError(name, fld, f"factors are A and B, got {sorted(extra)}")
+    return {k: check(v.get(k, default)) for k in ("A", "B")}
+
+
+def globs(name: str) -> Callable[[object], tuple[str, ...]]:
+    """A checker for ``params``: a list of parameter-name globs."""
+    def check(v: object) -> tuple[str, ...]:
+        if isinstance(v, str) or not isinstance(v, (list, tuple)) or not all(isinstance(p, str) for p in v):
+            raise DeclarationError(name, "params", "expected a list of parameter-name globs")
+        return tuple(v)
+    return check
+
+
+def tied(name: str, fields: dict[str, Any]) -> str | None:
+    v = fields.get("tied")
+    if v is not None and not isinstance(v, str):
+        raise DeclarationError(name, "tied", f"expected an op name, got {v!r}")
+    return v
+
+
+def scaled_symbols(scaled: dict[str, Any]) -> None:
+    """Declared scaled symbols are identifiers other than the built-in and reserved names, each with a description."""
+    for k, v in scaled.items():
+        if not isinstance(k, str) or not NAME.match(k) or k in BUILTIN or k in RESERVED:
+            raise DeclarationError("<scaled>", str(k), f"scaled symbols are identifiers other than "
+                                                       f"{sorted(BUILTIN) + sorted(RESERVED)}")
+        if not isinstance(v, str):
+            raise DeclarationError("<scaled>", k, f"give a description string, got {v!r}")
+
+
+def fixed_dims(dims: dict[str, Any], scaled: dict[str, str]) -> None:
+    """Fixed dims are identifiers (not n, L, r, sqrt or a scaled symbol) with values in 1..2**40."""
+    for k, v in dims.items():
+        if not isinstance(k, str) or not NAME.match(k) or k in BUILTIN or k in RESERVED or k in scaled:
+            raise DeclarationError("<dims>", str(k), "dim names are identifiers other than n, L, r, sqrt "
+                                                     "and the scaled symbols")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
+            raise DeclarationError("<dims>", k, f"a fixed dim must be a positive integer at most 2**40, got {v!r}")

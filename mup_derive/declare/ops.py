@@ -1,0 +1,69 @@
+"""The records of a declaration: :class:`Op` (one shaped matrix op) and :class:`Architecture`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .grammar import L, n, r
+
+ROLES = ("input", "hidden", "output", "vector", "contraction")
+INITS = ("normal", "ones", "zeros")
+GAUGES = ("init", "multiplier")
+LOWRANK = ("repeat", "factorised")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One shaped matrix op.  ``fan_out`` is the effective (post-repeat) output dim.
+
+    ``repeat`` > 1 marks a row-repeated map: a stored (rank x fan_in) matrix whose rows are
+    repeated ``fan_out / rank`` times.  ``factor`` is ``'A'`` or ``'B'`` for the two halves
+    of a factorised op (``parent`` names it).  ``role='vector'`` (bias or gain) has fan_in 1;
+    ``role='contraction'`` is a parameter-free product summing over ``fan_in`` (q.k over d_head).
+    """
+
+    name: str
+    role: str
+    fan_in: sp.Expr
+    fan_out: sp.Expr
+    rank: sp.Expr
+    repeat: sp.Expr = sp.Integer(1)
+    branch: bool = False
+    tied: str | None = None
+    gauge: str = "init"
+    init: str = "normal"
+    params: tuple[str, ...] = ()
+    correlated: bool = True
+    factor: str | None = None
+    parent: str | None = None
+
+    @property
+    def stored_rows(self) -> sp.Expr:
+        return sp.simplify(self.fan_out / self.repeat)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A validated declaration: its ops, fixed dims and extra scaled symbols (name -> description)."""
+
+    name: str
+    ops: tuple[Op, ...]
+    dims: dict[str, int] = field(default_factory=dict)
+    model: str | None = None
+    scaled: dict[str, str] = field(default_factory=dict)
+
+    def op(self, name: str) -> Op:
+        for o in self.ops:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    @property
+    def dim_symbols(self) -> dict[sp.Symbol, int]:
+        return {sp.Symbol(k, positive=True): v for k, v in self.dims.items()}
+
+    @property
+    def scaling(self) -> tuple[sp.Symbol, ...]:
+        """The scaled symbols: n, L, r, then the declared ones."""
+        return (n, L, r) + tuple(sp.Symbol(k, positive=True) for k in self.scaled)

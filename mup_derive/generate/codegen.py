@@ -1,0 +1,83 @@
+"""Render solved tables into standalone PyTorch code with the Jinja2 templates in ``templates/`` beside this file."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+from sympy.printing.pycode import pycode
+
+from ..declare.ops import Architecture
+from ..derive.settings import OPTIMIZERS, Settings
+from ..derive.solver import Table, solve
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MODELS = {"gqa_transformer": "gqa_transformer.py.j2", "hf_granite": "hf_granite.py.j2"}
+_GQA_OPS = ("embedding", "attn_norm", "q", "k", "v", "attn_logits", "o", "mlp_norm", "mlp_up", "mlp_down",
+            "final_norm", "unembedding")
+REQUIRED: dict[str, tuple[str, ...]] = {"gqa_transformer": _GQA_OPS, "hf_granite": _GQA_OPS}
+
+
+def _py(expr: sp.Expr, dims: dict[sp.Symbol, int]) -> str:
+    code = pycode(sp.nsimplify(expr.subs(dims)), fully_qualified_modules=True)
+    return code.replace("math.sqrt", "sqrt")
+
+
+def shape_rules(table: Table) -> dict[str, dict[str, tuple[str, str]]]:
+    """{op: {key: (python expression, reason)}} for the rules that change with the shape; keys
+    are init_std, multiplier, lr_<opt>, wd_<opt>, eps_<opt>."""
+    dims, scaled = table.arch.dim_symbols, set(table.arch.scaling)
+    rules: dict[str, dict[str, tuple[str, str]]] = {}
+    for e in table.entries:
+        if e.expr.free_symbols & scaled:
+            key = e.quantity if e.optimizer is None else f"{e.quantity}_{e.optimizer}"
+            rules.setdefault(e.op, {})[key] = (_py(e.expr, dims), e.reason)
+    return rules
+
+
+def check_base(arch: Architecture, base: dict[str, int]) -> None:
+    """Every op's shape at the base shape must be a whole positive dimension."""
+    syms = {s.name for s in arch.scaling}
+    if set(base) != syms:
+        raise ValueError(f"the base shape needs exactly {sorted(syms)}, got {sorted(base)}")
+    point = {**arch.dim_symbols, **{s: base[s.name] for s in arch.scaling}}
+    for op in arch.ops:
+        for fld in ("fan_in", "fan_out", "rank"):
+            v = getattr(op, fld).subs(point)
+            if not (v.is_integer and v >= 1):
+                raise ValueError(f"op '{op.name}': {fld} = {getattr(op, fld)} is {v} at the base shape {base}, "
+                                 "not a whole positive dimension")
+
+
+def default_base(arch: Architecture) -> dict[str, int]:
+    """The default base shape: n = 128, L = 2, r = 1 and every declared scaled symbol at 1."""
+    return {"n": 128, "L": 2, "r": 1, **{k: 1 for k in arch.scaled}}
+
+
+def generate_module(arch: Architecture, settings: Settings | None = None, base: dict[str, int] | None = None,
+                    source: str = "<python>") -> str:
+    """Standalone module text: rules for muP and SP, init, param groups, multipliers (and the model
+    a declaration names), with hyperparameters given at ``base`` (default :func:`default_base`)."""
+    settings = settings or Settings()
+    base = base or default_base(arch)
+    template = MODELS.get(arch.model or "")
+    if arch.model and template is None:
+        raise ValueError(f"unknown model template {arch.model!r}; known: {sorted(MODELS)}")
+    missing = [o for o in REQUIRED.get(arch.model or "", ()) if o not in {op.name for op in arch.ops}]
+    if missing:
+        raise ValueError(f"model {arch.model!r} needs ops {missing}")
+    check_base(arch, base)
+    mup = solve(arch, settings)
+    standard = solve(arch, replace(settings, parametrization="sp"))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    names = [s.name for s in arch.scaling]
+    ctx = dict(arch=arch, settings=settings, base={k: base[k] for k in names}, source=source, optimizers=OPTIMIZERS,
+               args=", ".join(names),
+               base_text=", ".join(f"{k}0 = {base[k]}" for k in names),
+               rules={"mup": shape_rules(mup), "sp": shape_rules(standard)},
+               ops=arch.ops, model_template=template,
+               shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
+                       for op in arch.ops})
+    return env.get_template("module.py.j2").render(**ctx)

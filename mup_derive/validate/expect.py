@@ -1,0 +1,64 @@
+"""The log-log slopes μP theory allows, from the declaration's roles and shapes, never from the rules under test.
+
+* a layer's own update ``dwx`` is Θ(1) -- feature learning at every width, ratio and depth --
+  except a branch op's along depth, Θ(L^(alpha-1));
+* activations at init are Θ(1), except sums of independent terms that μP normalises as if
+  correlated: an output layer's and a correlated contraction's (q.k/d) outputs are
+  Θ(fan_in^(-1/2)); the residual stream at init is the embedding plus L branches of
+  L^-alpha, between Θ(L^(1/2-alpha)) and Θ(1);
+* an activation's change (``delta``) is its own Θ(1) update plus the init weights acting on
+  changed inputs, which scale like the init output: between the two exponents.  The
+  stream's change sums L branch changes of L^-alpha, incoherent to coherent:
+  L^(1/2-alpha) to L^(1-alpha).  After a step an activation lies between its init and its change;
+* along depth a pre-norm layer reads the stream normalised; with the stream at init between
+  L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .rules import OpDecl
+from .settings import AXES
+
+Range = tuple[float, float]
+
+
+def slope(xs: list[int] | list[float], ys: list[float] | np.ndarray) -> float:
+    """Least-squares slope of log ys against log xs."""
+    lx, ly = np.log(np.asarray(xs, float)), np.log(np.maximum(np.asarray(ys, float), 1e-30))
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def _stream(depth: bool, alpha: float) -> tuple[Range, Range]:
+    """Embedding + L branches x L^-alpha, incoherent .. coherent: (init, change) ranges."""
+    if not depth:
+        return (0.0, 0.0), (0.0, 0.0)
+    return (min(0.0, 0.5 - alpha), 0.0), (0.5 - alpha, 1.0 - alpha)
+
+
+def _layer(decl: OpDecl, axis: str, values: list[int], base: dict[str, int], alpha: float) -> tuple[Range, Range]:
+    """A hooked layer's (init, change) ranges: fan_in^-1/2 for sums of independent terms, else Θ(1)."""
+    e = 0.0
+    if decl["role"] == "output" or (decl["role"] == "contraction" and decl["correlated"]):
+        fan_in = [decl["shape"](**{**base, AXES[axis]: v})[0] for v in values]
+        e = -0.5 * slope(values, fan_in)          # independent terms summed with a 1/fan_in scale
+    init, change = (e, e), (min(e, 0.0), max(e, 0.0))   # update Θ(1) plus init weights on changed inputs
+    if axis == "depth":                          # read through a norm of a stream between L^(1/2-alpha) and 1
+        extra = max(0.0, alpha - 0.5)
+        init, change = (init[0], init[1] + extra), (change[0], change[1] + extra)
+    return init, change
+
+
+def expected(decl: OpDecl | None, metric: str, step: int, axis: str, values: list[int], base: dict[str, int],
+             alpha: float) -> Range:
+    """Range of log-log slopes μP allows for a label's ``metric`` at ``step`` along ``axis`` (before the
+    band is added); ``decl`` is the label's declared op, None for the residual stream."""
+    if metric == "dwx":                           # the layer's own update: Θ(1), or L^(alpha-1) in a branch
+        e = alpha - 1 if (axis == "depth" and decl is not None and decl["branch"]) else 0.0
+        return e, e
+    init, change = _stream(axis == "depth", alpha) if decl is None else _layer(decl, axis, values, base, alpha)
+    if step == 0:
+        return init
+    if metric == "delta":
+        return change
+    return min(init[0], change[0]), max(init[1], change[1])

@@ -1,0 +1,243 @@
+"""LR (and WD) transfer sweeps across widths, group ratios or depths: grid -> optima -> report.
+
+:func:`train_grid` trains every (value, wd, lr, seed) of a :class:`~.settings.SweepGrid`;
+:func:`optima` finds, per value and WD, the optimal base LR of the seed-mean curve and of every
+seed; :func:`summarize` measures the optimum's shift across the axis (and, with several WDs,
+each value's WD scale and its shift) into a :class:`~.records.SweepReport`.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from .controls import CONTROLS, with_control
+from .data import batches
+from .records import Spread, SweepReport, SweepRun, WDScales
+from .settings import AXES, SweepGrid
+from .target import Target, resolve
+from .train import Diverged, build, evaluate, optimizer, train
+
+RUNNERS = ("local", "processes", "ray")
+HELD_OUT_SEED = 10_000
+Echo = Callable[[str], object]
+Job = tuple[int, float, float, int]                      # value, wd, lr, seed
+Losses = dict[Job, list[float]]                          # loss after each checkpoint (inf once diverged)
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked."""
+
+
+def best_lr(lrs: list[float], losses: list[float]) -> float | None:
+    """Optimum of a parabola in log2(lr) through the best grid point and its neighbours."""
+    finite = [(lr, loss) for lr, loss in zip(lrs, losses, strict=True) if loss is not None and math.isfinite(loss)]
+    if not finite:
+        return None
+    xs, ys = np.log2([lr for lr, _ in finite]), np.array([loss for _, loss in finite])
+    i = int(np.argmin(ys))
+    if 0 < i < len(xs) - 1:
+        a, b, _ = np.polyfit(xs[i - 1:i + 2], ys[i - 1:i + 2], 2)
+        if a > 0:
+            return float(2 ** np.clip(-b / (2 * a), xs[i - 1], xs[i + 1]))
+    return float(2 ** xs[i])
+
+
+def shift(optima: list[float | None]) -> float:
+    """Spread of the optimal LRs in octaves (0 for fewer than two finite optima)."""
+    found = [o for o in optima if o is not None]
+    return float(np.log2(max(found) / min(found))) if len(found) > 1 else 0.0
+
+
+def wd_scale(wds: list[float], losses: list[float], penalty: float) -> float | None:
+    """The WD at which the loss first exceeds the first WD's loss by ``penalty`` nats, interpolated
+    between grid points (in log WD; linearly from a first WD of 0); None if no WD on the grid does."""
+    ref = losses[0]
+    if not math.isfinite(ref):
+        return None
+    for (lo, l_lo), (hi, l_hi) in pairwise(zip(wds, losses, strict=True)):
+        if l_hi - ref >= penalty:
+            if not math.isfinite(l_hi):
+                return hi
+            t = (penalty - (l_lo - ref)) / (l_hi - l_lo)
+            return lo + t * (hi - lo) if lo == 0 else lo * (hi / lo) ** t
+    return None
+
+
+def spread(values: list[float]) -> Spread:
+    return Spread(values, float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+
+
+# --- grid: train every run --------------------------------------------------------------------
+def run_one(target: Target, shape: dict[str, int], lr: float, wd: float, seed: int, steps: int,
+            checkpoints: list[int], device: str) -> tuple[list[float], str | None]:
+    """Held-out loss after each checkpoint's number of steps (inf once diverged), and a note if it did."""
+    data, held_out = batches(target.sample, steps, seed=seed), batches(target.sample, 4, seed=HELD_OUT_SEED)
+    model = build(target, shape, seed, device)
+    opt, losses, done = optimizer(target, model, shape, lr, wd), [], 0
+    for stop in checkpoints:
+        try:
+            train(target, model, opt, data[done:stop], device)
+            losses.append(evaluate(target, model, held_out, device))
+        except Diverged as exc:
+            note = f"  {shape} lr={lr:g} wd={wd:g} seed {seed}: diverged ({exc})"
+            return losses + [math.inf] * (len(checkpoints) - len(losses)), note
+        done = stop
+    return [loss if math.isfinite(loss) else math.inf for loss in losses], None
+
+
+@cache
+def _rebuilt(recipe: tuple[str, str, tuple[tuple[str, Any], ...]], control: str | None) -> Target:
+    path, parametrization, options = recipe
+    return with_control(resolve(path, parametrization, **dict(options)), control)
+
+
+def _job(args: tuple[Any, ...]) -> tuple[list[float], str | None]:
+    """One sweep run in a worker process: the target is rebuilt there from its recipe."""
+    recipe, control, *rest = args
+    return run_one(_rebuilt(recipe, control), *rest)
+
+
+@contextmanager
+def _pool(runner: str, workers: int) -> Iterator[Any]:
+    """A process pool for ``runner``: ``processes`` (this machine) or ``ray`` (an existing Ray cluster)."""
+    if runner == "processes":
+        with multiprocessing.get_context("spawn").Pool(workers or None) as pool:
+            yield pool
+        return
+    try:
+        from ray.util.multiprocessing import Pool
+    except ImportError:
+        raise SweepError("runner 'ray' needs Ray: pip install 'mup-derive[ray]'") from None
+    with Pool(workers or None) as pool:
+        yield pool
+
+
+def train_grid(target: Target, grid: SweepGrid, control: str | None = None, device: str = "cpu",
+               runner: str = "local", workers: int = 0, echo: Echo = print) -> Losses:
+    """Every (value, wd, lr, seed) trained; divergences reported through ``echo``."""
+    key = AXES[grid.axis]
+    jobs: list[Job] = [(v, wd, lr, s) for v in grid.values for wd in grid.wds for lr in grid.lrs
+                       for s in range(grid.seeds)]
+    args = [({**grid.shape, key: v}, lr, wd, s, grid.steps, grid.checkpoints, device) for v, wd, lr, s in jobs]
+    progress: dict[str, Any] = dict(total=len(jobs), desc=f"sweep {grid.axis}", disable=None)
+    if runner == "local":
+        results = [run_one(target, *a) for a in tqdm(args, **progress)]
+    else:
+        with _pool(runner, workers) as pool:
+            results = list(tqdm(pool.imap(_job, [(target.recipe, control, *a) for a in args]), **progress))
+    for _, note in results:
+        if note:
+            echo(note)
+    return {job: losses for job, (losses, _) in zip(jobs, results, strict=True)}
+
+
+# --- optima: the best LR per value and WD ------------------------------------------------------
+def _finite(xs: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(x) else round(float(x), 5) for x in xs]
+
+
+def optima(grid: SweepGrid, loss: Losses) -> list[SweepRun]:
+    """Per value and WD: seed-mean and per-seed losses over the LRs and their optimal LRs."""
+    runs, lrs = [], list(grid.lrs)
+    for v in grid.values:
+        for wd in grid.wds:
+            per_seed = np.array([[loss[v, wd, lr, s] for lr in lrs] for s in range(grid.seeds)])  # seed, lr, ckpt
+            mean = per_seed.mean(0)
+            runs.append(SweepRun(value=v, wd=wd, lrs=lrs, losses=_finite(mean[:, -1]),
+                                 seed_losses=[_finite(row[:, -1]) for row in per_seed],
+                                 best_lr=best_lr(lrs, list(mean[:, -1])), best_loss=float(mean[:, -1].min()),
+                                 best_lr_half=best_lr(lrs, list(mean[:, 0])),
+                                 seed_best_lr=[best_lr(lrs, list(row[:, -1])) for row in per_seed]))
+    return runs
+
+
+# --- report: shifts across the axis -------------------------------------------------------------
+def wd_scales(runs: list[SweepRun], grid: SweepGrid) -> WDScales:
+    """Each value's WD scale from the seed-mean curve and per seed, and their shifts across values."""
+    at = {(r.value, r.wd): r for r in runs}
+    wds = list(grid.wds)
+
+    def seed_best(v: int, wd: float, s: int) -> float:
+        return min((x for x in at[v, wd].seed_losses[s] if x is not None), default=math.inf)
+
+    mean_curve = [wd_scale(wds, [at[v, wd].best_loss for wd in wds], grid.wd_penalty) for v in grid.values]
+    per_seed = [[wd_scale(wds, [seed_best(v, wd, s) for wd in wds], grid.wd_penalty) for v in grid.values]
+                for s in range(grid.seeds)]
+    return WDScales(wd_penalty=grid.wd_penalty, wd_scale={"mean_curve": mean_curve, "seeds": per_seed},
+                    wd_shift_log2=shift(mean_curve),
+                    wd_scale_beyond_grid=[v for v, x in zip(grid.values, mean_curve, strict=True) if x is None],
+                    wd_shift_log2_seeds=spread([shift(row) for row in per_seed]))
+
+
+def summarize(target: Target, grid: SweepGrid, runs: list[SweepRun], control: str | None,
+              command: str) -> SweepReport:
+    """The optimum's shift across the axis per WD (seed-mean curve, half the steps, per seed)."""
+    by_wd = {wd: [r for r in runs if r.wd == wd] for wd in grid.wds}
+    seed_shift = {wd: [shift([r.seed_best_lr[s] for r in rs]) for s in range(grid.seeds)] for wd, rs in by_wd.items()}
+    return SweepReport(
+        command=command, target=target.name, source=target.source, parametrization=target.parametrization,
+        control=control, control_effect=CONTROLS[control].effect if control else None, axis=grid.axis,
+        values=list(grid.values), shape=dict(grid.shape), steps=grid.steps, checkpoints=grid.checkpoints,
+        seeds=grid.seeds, runs=runs, shift_log2=max(shift([r.best_lr for r in rs]) for rs in by_wd.values()),
+        shift_log2_half=max(shift([r.best_lr_half for r in rs]) for rs in by_wd.values()),
+        shift_log2_seeds={str(wd): spread(v) for wd, v in seed_shift.items()},
+        wd=wd_scales(runs, grid) if len(grid.wds) > 1 else None)
+
+
+def _echo_report(echo: Echo, rep: SweepReport, grid: SweepGrid) -> None:
+    label = rep.parametrization + (f" + {rep.control}" if rep.control else "")
+    for r in rep.runs:
+        echo(f"  {grid.axis}={r.value:<5} wd={r.wd:<6g} best lr {r.best_lr or float('nan'):.3g} "
+             f"(at {rep.checkpoints[0]} steps {r.best_lr_half or float('nan'):.3g})  loss {r.best_loss:.4f}")
+    for wd in grid.wds:
+        s = rep.shift_log2_seeds[str(wd)]
+        curve = shift([r.best_lr for r in rep.runs if r.wd == wd])
+        echo(f"[{label}] optimal LR shift across {grid.axis} {list(grid.values)} (wd {wd}): "
+             f"seed-mean curve {curve:.2f} octaves; per seed {s.mean:.2f} ± {s.sd:.2f}")
+    if rep.wd is not None:
+        w = rep.wd
+        scales = ", ".join("beyond the grid" if x is None else f"{x:.3g}" for x in w.wd_scale["mean_curve"])
+        echo(f"[{label}] WD scale (loss +{grid.wd_penalty:g} over wd {grid.wds[0]:g}) across {grid.axis} "
+             f"{list(grid.values)}: {scales}; shift {w.wd_shift_log2:.2f} octaves; per seed "
+             f"{w.wd_shift_log2_seeds.mean:.2f} ± {w.wd_shift_log2_seeds.sd:.2f}")
+
+
+def check_grid(target: Target, grid: SweepGrid, runner: str) -> None:
+    if runner not in RUNNERS:
+        raise SweepError(f"runner must be one of {RUNNERS}")
+    if runner != "local" and target.recipe is None:
+        raise SweepError("a parallel sweep rebuilds the target in each worker: make it with "
+                         "mup_derive.validate.target.resolve")
+    if list(grid.wds) != sorted(set(grid.wds)):
+        raise SweepError(f"wds must be distinct and ascending, got {list(grid.wds)}")
+    if grid.axis not in AXES:
+        raise SweepError(f"unknown axis {grid.axis!r}; one of {sorted(AXES)}")
+
+
+def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, device: str = "cpu",
+              runner: str = "local", workers: int = 0, out_dir: str | None = None, name: str | None = None,
+              command: str = "", echo: Echo = print) -> SweepReport:
+    """Sweep ``grid`` on ``target`` (``control`` breaks one μP rule first); ``runner`` is ``local``
+    (sequential), ``processes`` or ``ray`` (``workers`` at a time, identical results).  Writes JSON + PNG."""
+    check_grid(target, grid, runner)
+    try:
+        target = with_control(target, control)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
+    runs = optima(grid, train_grid(target, grid, control, device, runner, workers, echo))
+    report = summarize(target, grid, runs, control, command)
+    _echo_report(echo, report, grid)
+    if out_dir:
+        from .plots import plot_sweep
+        from .report import write_report
+        stem = f"sweep_{target.name}_{target.parametrization}{'_' + control if control else ''}_{grid.axis}"
+        echo(f"wrote {write_report(out_dir, name or stem, report, plot_sweep)} and .png")
+    return report

@@ -1,0 +1,134 @@
+"""Record one model's coordinates: per hooked layer and step, activation RMS, its change and its own update.
+
+* ``rms``: activation RMS;
+* ``delta``: RMS of the activation's change since init;
+* ``dwx``: RMS of the layer's own update applied to its input at init, (W_t - W_0) x_0.
+"""
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .target import Target, to_device
+from .train import Diverged, build, optimizer, train
+
+Series = dict[str, dict[str, list[float]]]       # label -> metric -> value at step 0..steps
+
+
+class CheckError(ValueError):
+    """A coordinate check that cannot run as asked; the message says why."""
+
+
+def rms(t: torch.Tensor) -> float:
+    return t.detach().float().pow(2).mean().sqrt().item()
+
+
+class Hooks:
+    """Forward hooks on a model's governed and watched modules, grouped by label."""
+
+    def __init__(self, target: Target, model: nn.Module):
+        self.label: dict[str, str] = {}
+        self.governed: dict[str, nn.Module] = {}
+        self.out: dict[str, torch.Tensor] = {}
+        self.inp: dict[str, tuple[Any, ...]] = {}
+        self.on = True
+        for name, mod in model.named_modules():
+            label = self._govern(target, name, mod) or self._watch(target, name)
+            if label is not None:
+                self.label[name] = label
+                mod.register_forward_hook(self._hook(name))
+        if not self.governed:
+            raise CheckError(f"{type(model).__name__} has no parameter that a declared op governs: not a "
+                             "model of this declaration")
+
+    def _govern(self, target: Target, name: str, mod: nn.Module) -> str | None:
+        own = [pn for pn, _ in mod.named_parameters(recurse=False)]
+        if not own:
+            return None
+        ops = [target.rules.op_of(f"{name}.{pn}" if name else pn) for pn in own]
+        for pn, op in zip(own, ops, strict=True):
+            if op is None:
+                raise CheckError(f"parameter {name + '.' if name else ''}{pn} is governed by no declared op")
+        self.governed[name] = mod
+        return ops[0]
+
+    @staticmethod
+    def _watch(target: Target, name: str) -> str | None:
+        hit = [lab for lab, glob in target.watch.items()
+               if fnmatch.fnmatchcase(name, glob) and name.count(".") == glob.count(".")]
+        return hit[0] if hit else None
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(_mod: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            if self.on:
+                self.out[name] = output.detach() if isinstance(output, torch.Tensor) else output[0].detach()
+                self.inp[name] = tuple(i.detach() if isinstance(i, torch.Tensor) else i for i in inputs)
+        return hook
+
+
+class Recorder:
+    """Runs the probe batch through the model and appends every label's metrics to the series."""
+
+    def __init__(self, target: Target, model: nn.Module, batch: Any):
+        self.target, self.model, self.batch = target, model, batch
+        self.hooks = Hooks(target, model)
+        self.series: Series = {}
+        self.init_out: dict[str, torch.Tensor] = {}
+        self.init_inp: dict[str, tuple[Any, ...]] = {}
+        self.init_probes: dict[str, list[torch.Tensor]] = {}
+
+    def record(self) -> None:
+        self.hooks.out.clear()
+        self.target.loss(self.model, self.batch)
+        outs = dict(self.hooks.out)
+        if not self.init_out:
+            self.init_out, self.init_inp = outs, dict(self.hooks.inp)
+        self.hooks.on = False
+        groups = self._layers(outs)
+        groups.update(self._probes(outs))
+        self.hooks.on = True
+        for label, ds in groups.items():
+            for m in ds[0]:
+                self.series.setdefault(label, {}).setdefault(m, []).append(float(np.mean([d[m] for d in ds])))
+
+    def _layers(self, outs: dict[str, torch.Tensor]) -> dict[str, list[dict[str, float]]]:
+        groups: dict[str, list[dict[str, float]]] = {}
+        for name, o in outs.items():
+            d = {"rms": rms(o), "delta": rms(o - self.init_out[name])}
+            if name in self.hooks.governed:
+                d["dwx"] = rms(self.hooks.governed[name](*self.init_inp[name]) - self.init_out[name])
+            groups.setdefault(self.hooks.label[name], []).append(d)
+        return groups
+
+    def _probes(self, outs: dict[str, torch.Tensor]) -> dict[str, list[dict[str, float]]]:
+        if self.target.probes is None:
+            return {}
+        groups = {}
+        for label, ts in self.target.probes(self.model, outs).items():
+            base = self.init_probes.setdefault(label, ts)
+            groups[label] = [{"rms": rms(t), "delta": rms(t - t0)} for t, t0 in zip(ts, base, strict=True)]
+        return groups
+
+
+@torch.no_grad()
+def trace(target: Target, shape: dict[str, int], steps: int, lr: float, seed: int,
+          device: str = "cpu") -> Series | str:
+    """The series of one model trained ``steps`` AdamW steps on the probe batch, or a divergence message."""
+    model = build(target, shape, seed, device)
+    batch = to_device(target.sample(np.random.default_rng(seed)), device)   # trained on and probed
+    recorder = Recorder(target, model, batch)
+    opt = optimizer(target, model, shape, lr)
+    recorder.record()
+    for step in range(steps):
+        try:
+            with torch.enable_grad():
+                train(target, model, opt, [batch], device)
+        except Diverged as exc:
+            return f"{shape} seed {seed} step {step}: {exc}"
+        recorder.record()
+    return recorder.series

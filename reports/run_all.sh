@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The commands behind every committed report in this folder (CPU, about two and a half hours on 2 cores).
+# Each report also records its own command line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=reports
+gqa=generated/gqa_transformer.py
+
+# Coordinate checks at the defaults: muP, SP, and the five negative controls.
+mup-derive coord-check $gqa --out $out || true           # exits 1 if muP fails; the report says so
+for c in hidden-lr-unscaled attn-sqrt-d no-output-mult kv-lr-r no-residual-mult; do
+  mup-derive coord-check $gqa --control $c --out $out
+done
+
+# LR transfer across width and depth, muP against SP (AdamW, synthetic Markov + copy task).
+for p in mup sp; do
+  mup-derive sweep $gqa --parametrization $p --axis width --values 64,128,256 --steps 200 --seeds 2 \
+    --out $out --name sweep_width_$p
+  mup-derive sweep $gqa --parametrization $p --axis depth --values 2,4,8 --width 128 --steps 200 --seeds 2 \
+    --out $out --name sweep_depth_$p
+done
+
+# Hugging Face GraniteForCausalLM (pip install 'mup-derive[hf]'): coordinate check.
+mup-derive coord-check examples/hf_granite_target.py:target --out $out || true
+
+# GQA f(r): the three forms of K/V's Adam LR f(r)/n across r = 1, 2, 4, 8 at width 256, 4 seeds.
+mkdir -p out/f
+for t in "effective rank-adjusted" "effective spectral" "stored spectral"; do
+  set -- $t
+  mup-derive generate examples/gqa_transformer.toml -o out/f/gqa_$1_$2.py --update-space $1 --update-target $2
+  mup-derive sweep out/f/gqa_$1_$2.py --axis ratio --values 1,2,4,8 --width 256 --depth 2 \
+    --lrs 5e-4,1e-3,2e-3,4e-3,8e-3 --steps 200 --seeds 4 --batch 8 --seq 64 --out $out --name sweep_ratio_f_$1_$2
+done
+
+# Weight decay across width: eta*lambda held constant (muP) against the wd-unscaled control.
+for c in "" "--control wd-unscaled"; do
+  mup-derive sweep $gqa --axis width --values 64,128,256 --lrs 1.5e-3 --wds 0,1,2,4,8,16 --steps 200 --seeds 3 \
+    $c --out $out --name sweep_wd_width_mup${c:+_wd-unscaled}
+done

@@ -1,1 +1,0 @@
-"""Jinja2 templates of the generated modules (installed as ``mup_derive.templates``)."""

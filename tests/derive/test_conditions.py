@@ -1,0 +1,55 @@
+"""The conditions on low-rank kinds and extra scaled symbols: MQA, MLA (c fixed and c ~ n), LoRA, MoE with scaled E."""
+import pytest
+import sympy as sp
+
+from mup_derive.declare import load
+from mup_derive.derive import Settings, solve
+from tests.helpers import ZOO
+
+HALF = sp.Rational(1, 2)
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return solve(load(ZOO))
+
+
+def exps(table, op, q, opt=None):
+    return table.get(op, q, opt).exponents
+
+
+def test_mqa_fixed_head_dim(zoo):
+    """K of rank d_head (fixed), repeated n/d_head times: hidden init, Adam LR 1/n -- per coordinate
+    the update is Θ(1) whatever the repeat.  The spectral target gives kappa ~ sqrt(n) and LR n^-1/2."""
+    assert exps(zoo, "mqa_k", "init_std")["n"] == -HALF
+    assert exps(zoo, "mqa_k", "lr", "adam")["n"] == -1
+    spectral = solve(load(ZOO), Settings(update_target="spectral"))
+    assert exps(spectral, "mqa_k", "lr", "adam")["n"] == -HALF
+
+
+def test_mla_latent_fixed_and_growing(zoo):
+    # c fixed: the down factor keeps its output's RMS (init n^-1/2, LR 1/n); the up factor is input-like
+    assert exps(zoo, "mla_kv_fixed.A", "init_std")["n"] == -HALF
+    assert exps(zoo, "mla_kv_fixed.A", "lr", "adam")["n"] == -1
+    assert exps(zoo, "mla_kv_fixed.B", "init_std")["n"] == 0
+    assert exps(zoo, "mla_kv_fixed.B", "lr", "adam")["n"] == 0
+    # c ~ n: both factors are hidden weights
+    for f in ("A", "B"):
+        assert exps(zoo, f"mla_kv_wide.{f}", "init_std")["n"] == -HALF
+        assert exps(zoo, f"mla_kv_wide.{f}", "lr", "adam")["n"] == -1
+
+
+def test_lora_plus_ratio_and_zero_b(zoo):
+    """LoRA+ (Hayou et al. 2024): with Adam, eta_B / eta_A = Θ(n); B starts at zero."""
+    assert zoo.get("lora.B", "init_std").expr == 0 and "zero init" in zoo.get("lora.B", "init_std").reason
+    assert exps(zoo, "lora.A", "init_std")["n"] == -HALF                      # A's output feeds B: RMS kept
+    ratio = zoo.get("lora.B", "lr", "adam").expr / zoo.get("lora.A", "lr", "adam").expr
+    assert sp.simplify(ratio - sp.Symbol("n", positive=True) / sp.Symbol("k", positive=True)) == 0
+
+
+def test_moe_scaled_experts(zoo):
+    E = "E"
+    assert set(exps(zoo, "router", "lr", "adam")) == {"n", "L", "r", E}
+    assert exps(zoo, "router", "lr", "adam")[E] == 0 and exps(zoo, "router", "lr", "adam")["n"] == -1
+    assert exps(zoo, "router", "init_std") == {"n": -1, "L": 0, "r": 0, E: HALF}   # readout to E logits
+    assert exps(zoo, "expert_up", "lr", "adam") == {"n": -1, "L": 0, "r": 0, E: 0}

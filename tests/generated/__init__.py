@@ -1,0 +1,1 @@
+"""Tests of the checked-in generated modules (generated/)."""

@@ -1,0 +1,72 @@
+"""The generated init and param groups survive FSDP2 ``fully_shard`` (2 CPU processes, gloo)."""
+import json
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mup_derive.validate.loader import load_module
+from tests.helpers import GENERATED
+
+SHAPE = dict(width=128, depth=2, ratio=2)
+
+
+def _batch():
+    g = torch.Generator().manual_seed(5)
+    return torch.randint(0, 256, (4, 17), generator=g)
+
+
+def _train(gen, model, steps=2):
+    groups = gen.param_groups(model, lr=1e-2, weight_decay=0.1)
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.95))
+    x, losses = _batch(), []
+    for _ in range(steps):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
+
+
+def _worker(rank, world, store, out):
+    from torch.distributed.fsdp import fully_shard
+    # A file store: no port to race for, no store server that dies with rank 0.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        gen = load_module(GENERATED)
+        torch.manual_seed(0)
+        model = gen.GQATransformer(**SHAPE)                      # init before sharding
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        groups, losses = _train(gen, model)
+        torch.manual_seed(1)
+        gen.init_weights(model)                                  # and init of the sharded parameters
+        stds = {n: p.full_tensor().std().item() for n, p in model.named_parameters() if p.dim() == 2}
+        if rank == 0:
+            with open(out, "w") as f:
+                json.dump({"groups": groups, "losses": losses, "stds": stds}, f)
+    finally:
+        dist.barrier()                                           # nobody tears down mid-collective
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
+def test_fully_shard_keeps_groups_init_and_training(tmp_path):
+    out = tmp_path / "rank0.json"
+    mp.spawn(_worker, args=(2, tmp_path / "store", str(out)), nprocs=2, join=True)
+    sharded = json.loads(out.read_text())
+    gen = load_module(GENERATED)
+    torch.manual_seed(0)
+    ref = gen.GQATransformer(**SHAPE)
+    groups, losses = _train(gen, ref)
+    assert sharded["groups"].keys() == groups.keys()
+    for op, values in groups.items():
+        assert sharded["groups"][op] == pytest.approx(values), op
+    assert sharded["losses"] == pytest.approx(losses, rel=1e-4)
+    torch.manual_seed(1)
+    gen.init_weights(ref)
+    for name, std in sharded["stds"].items():
+        assert std == pytest.approx(dict(ref.named_parameters())[name].std().item(), rel=0.1), name

@@ -1,0 +1,1 @@
+"""Tests of mup_derive.validate."""
