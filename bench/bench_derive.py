@@ -1,5 +1,9 @@
-"""Benchmark: derivation time for a 100-op declaration (25 transformer blocks' worth) and the
-CLI end to end on the shipped GQA example; prints each against its goal (1 s)."""
+"""Benchmark: derivation and rendering time, each printed as a ratio to its goal.
+
+* 100 ops of 7 signatures (25 transformer blocks' worth) and 100 ops of 100 distinct signatures;
+* 10^4 ops (cost should grow with distinct signatures, not op count) and their rendering in every format;
+* the CLI on the shipped GQA example, end to end (interpreter start included).
+"""
 import subprocess
 import sys
 import time
@@ -7,12 +11,14 @@ from pathlib import Path
 
 from mup_derive.declare import architecture
 from mup_derive.derive import Settings, solve
+from mup_derive.derive.render import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
-GOAL_S = 1.0
+GOALS = {"declare+solve": 1.0, "render": 1.0, "cli": 1.0}
 
 
-def declaration(n_ops: int = 100):
+def declaration(n_ops: int = 100, distinct: bool = False):
+    """Transformer-like ops; with ``distinct`` every op has its own signature (its own fan_out multiple)."""
     kinds = [("q", "n", "n", None), ("k", "n", "n", "n/r"), ("v", "n", "n", "n/r"), ("o", "n", "n", None),
              ("up", "n", "4*n", None), ("down", "4*n", "n", None), ("gain", 1, "n", None)]
     ops = [{"name": "emb", "role": "input", "fan_in": "V", "fan_out": "n"},
@@ -21,7 +27,7 @@ def declaration(n_ops: int = 100):
     while len(ops) < n_ops:
         name, fi, fo, rank = kinds[i % len(kinds)]
         op = {"name": f"{name}{i}", "role": "vector" if name == "gain" else "hidden",
-              "fan_out": fo, "branch": True}
+              "fan_out": f"{i + 1}*n" if distinct else fo, "branch": True}
         if name != "gain":
             op["fan_in"] = fi
         if rank:
@@ -31,20 +37,28 @@ def declaration(n_ops: int = 100):
     return architecture("bench", ops, {"V": 50304})
 
 
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def derive_case(label: str, n_ops: int, distinct: bool = False):
+    (table, _), seconds = timed(lambda: (solve(declaration(n_ops, distinct), Settings()), None))
+    print(f"{label}: {len(table.arch.ops)} ops, {len(table.entries)} entries, declare+solve {seconds:.3f}s, "
+          f"ratio to goal {seconds / GOALS['declare+solve']:.2f}")
+    return table
+
+
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    arch = declaration()
-    t1 = time.perf_counter()
-    table = solve(arch, Settings())
-    t2 = time.perf_counter()
-    print(f"100 ops: ops={len(arch.ops)} entries={len(table.entries)} declare={t1 - t0:.3f}s "
-          f"derive={t2 - t1:.3f}s total={t2 - t0:.3f}s ratio to goal {(t2 - t0) / GOAL_S:.2f}")
-    runs = []
-    for _ in range(3):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mup_derive", "derive", str(ROOT / "examples" / "gqa_transformer.toml")],
-                       check=True, capture_output=True, cwd=ROOT)
-        runs.append(time.perf_counter() - t)
-    best = min(runs)
-    print(f"CLI derive examples/gqa_transformer.toml end to end: best of 3 {best:.3f}s "
-          f"(runs {', '.join(f'{x:.3f}' for x in runs)}) ratio to goal {best / GOAL_S:.2f}")
+    derive_case("100 ops, 7 signatures", 100)
+    derive_case("100 ops, 100 distinct signatures", 100, distinct=True)
+    big = derive_case("10^4 ops, 7 signatures", 10_000)
+    for fmt, render in sorted(FORMATS.items()):
+        _, seconds = timed(lambda render=render: render(big))
+        print(f"render 10^4 ops as {fmt}: {seconds:.3f}s, ratio to goal {seconds / GOALS['render']:.2f}")
+    runs = [timed(lambda: subprocess.run([sys.executable, "-m", "mup_derive", "derive",
+                                          str(ROOT / "examples" / "gqa_transformer.toml")],
+                                         check=True, capture_output=True, cwd=ROOT))[1] for _ in range(3)]
+    print(f"CLI derive examples/gqa_transformer.toml end to end: best of 3 {min(runs):.3f}s "
+          f"(runs {', '.join(f'{x:.3f}' for x in runs)}) ratio to goal {min(runs) / GOALS['cli']:.2f}")

@@ -322,9 +322,18 @@ RULES = {
 }
 
 
+KEYS = ("init_std", "multiplier", *(f"{q}_{o}" for q in ("lr", "wd", "eps") for o in OPTIMIZERS))
+
+
 def ratio(op: str, key: str, shape: dict, parametrization: str = "mup") -> float:
     """rule(shape) / rule(BASE_SHAPE): the factor applied to a base hyperparameter (1 where the
-    rule does not change with the shape)."""
+    rule does not change with the shape).  An unknown op, key or parametrization is an error."""
+    if parametrization not in RULES:
+        raise ValueError(f"parametrization must be one of {sorted(RULES)}, got {parametrization!r}")
+    if op not in DECLARED and op != "residual":
+        raise ValueError(f"unknown op {op!r}; declared: {[*DECLARED, 'residual']}")
+    if key not in KEYS:
+        raise ValueError(f"unknown rule {key!r}; one of {KEYS}")
     rule = RULES[parametrization].get(op, {}).get(key)
     return 1.0 if rule is None else rule(**shape) / rule(**BASE_SHAPE)
 
@@ -336,11 +345,20 @@ def multiplier(op: str, shape: dict, parametrization: str = "mup") -> float:
 
 
 def op_of(param_name: str) -> str | None:
-    """The declared op that governs a parameter, by the op's `params` globs."""
-    for op, decl in DECLARED.items():
-        if any(fnmatch.fnmatchcase(param_name, g) for g in decl["params"]):
-            return op
-    return None
+    """The declared op that governs a parameter, by the op's `params` globs; a parameter that the
+    globs of two ops match is an error (it would get one of two rules silently)."""
+    ops = [op for op, decl in DECLARED.items() if any(fnmatch.fnmatchcase(param_name, g) for g in decl["params"])]
+    if len(ops) > 1:
+        raise ValueError(f"{param_name} is matched by the params globs of ops {ops}: make the globs disjoint")
+    return ops[0] if ops else None
+
+
+def _number(name: str, value: float, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf") \
+            or (positive and value == 0):
+        raise ValueError(f"{name} must be a {'positive' if positive else 'non-negative'} finite number, "
+                         f"got {value!r}")
+    return float(value)
 
 
 def _shape_of(model, shape, parametrization):
@@ -354,18 +372,21 @@ def assert_shapes(model: nn.Module, shape: dict | None = None) -> None:
     stored (rank x fan_in) rows of a row-repeated op, (fan_out,) for a vector; either orientation
     (nn.Linear stores fan_out x fan_in, nn.Embedding fan_in x fan_out)."""
     shape, _ = _shape_of(model, shape, None)
-    problems = []
+    problems, governed = [], set()
     for name, param in model.named_parameters():
         op = op_of(name)
         if op is None:
             problems.append(f"{name} is governed by no declared op")
             continue
+        governed.add(op)
         fan_in, fan_out, rank = (int(d) if float(d).is_integer() else d for d in DECLARED[op]["shape"](**shape))
         stored = rank if rank < min(fan_in, fan_out) else fan_out
         want = (fan_out,) if DECLARED[op]["role"] == "vector" else (stored, fan_in)
         if tuple(param.shape) not in (want, want[::-1]):
             problems.append(f"{name} (op '{op}') has shape {tuple(param.shape)}, declared {want} "
                             f"(fan_in {fan_in:g}, fan_out {fan_out:g}, rank {rank:g})")
+    idle = [op for op, decl in DECLARED.items() if decl["params"] and op not in governed]
+    problems += [f"op '{op}' governs no parameter (its globs {DECLARED[op]['params']} match none)" for op in idle]
     if problems:
         raise ValueError(f"parameters do not match the declaration at {shape}: " + "; ".join(problems))
 
@@ -374,6 +395,7 @@ def assert_shapes(model: nn.Module, shape: dict | None = None) -> None:
 def init_weights(model: nn.Module, std: float = 0.02, shape: dict | None = None,
                  parametrization: str | None = None, generator: torch.Generator | None = None) -> None:
     """Initialise every governed parameter: N(0, (std * ratio)^2), or ones / zeros as declared."""
+    std = _number("std", std)
     shape, p = _shape_of(model, shape, parametrization)
     assert_shapes(model, shape)
     for name, param in model.named_parameters():
@@ -397,6 +419,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0, eps: fl
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
+    lr, weight_decay, eps = _number("lr", lr, True), _number("weight_decay", weight_decay), _number("eps", eps, True)
     if optimizer == "adam" and weight_decay:
         raise ValueError("plain Adam's weight_decay is an L2 penalty, not the decoupled decay these rules "
                          "scale: use optimizer='adamw'")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from collections.abc import Callable
 from fractions import Fraction
@@ -22,13 +23,20 @@ from .validate.controls import CONTROLS, exposed_by
 from .validate.settings import AXES, CheckSettings, SweepGrid
 
 CHECK = CheckSettings()
+# Upper bounds that keep a run within one machine's time and memory (a typo is refused, not run).
+MAX_WIDTH, MAX_DEPTH, MAX_RATIO, MAX_STEPS, MAX_SEEDS = 2 ** 16, 1024, 1024, 10 ** 6, 64
+MAX_BATCH, MAX_SEQ, MAX_LR, MAX_WD = 4096, 2 ** 16, 10.0, 1e6
+ALPHA = re.compile(r"\s*\d{1,6}(\.\d{1,6})?(/\d{1,6})?\s*\Z")
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _alpha(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
+    """A small rational such as 1, 0.5 or 1/2 (nothing that takes long to parse)."""
     try:
+        if not ALPHA.match(value):
+            raise ValueError(value)
         return Fraction(value)
     except (ValueError, ZeroDivisionError):
         raise click.BadParameter(f"expected a number such as 1 or 1/2, got {value!r}") from None
@@ -69,10 +77,10 @@ def _load(path: str) -> Architecture:
         raise click.ClickException(f"{path}: {exc}") from None
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, text: str, inputs: list[str]) -> None:
     from .atomic import write_text
     try:
-        write_text(path, text)
+        write_text(path, text, inputs=inputs)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -95,7 +103,7 @@ def derive(arch: str, fmt: str, parametrization: str, alpha: Fraction, update_sp
     settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization)
     text = FORMATS[fmt](solve(_load(arch), settings))
     if output:
-        _write(output, text)
+        _write(output, text, [arch])
     else:
         click.echo(text, nl=False)
 
@@ -113,16 +121,16 @@ def _bases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @main.command()
 @click.argument("arch", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-@click.option("--base-width", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--base-depth", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--base-ratio", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--base-width", type=click.IntRange(1, MAX_WIDTH), default=128, show_default=True)
+@click.option("--base-depth", type=click.IntRange(1, MAX_DEPTH), default=2, show_default=True)
+@click.option("--base-ratio", type=click.IntRange(1, MAX_RATIO), default=1, show_default=True)
 @click.option("--base", "bases", multiple=True, callback=_bases, metavar="SYMBOL=VALUE",
               help="Base value of a declared [scaled] symbol (default 1); repeatable.")
 @_settings_options
 def generate(arch: str, output: str, base_width: int, base_depth: int, base_ratio: int, bases: dict[str, int],
              alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str) -> None:
     """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
-    from .generate.codegen import generate_module
+    from .generate.codegen import check_module, generate_module
     settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule)
     decl = _load(arch)
     unknown = set(bases) - set(decl.scaled)
@@ -132,9 +140,10 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
     base = {"n": base_width, "L": base_depth, "r": base_ratio, **{k: bases.get(k, 1) for k in decl.scaled}}
     try:
         code = generate_module(decl, settings, base=base, source=Path(arch).as_posix())
+        check_module(code, base)
     except ValueError as exc:
         raise click.ClickException(f"{arch}: {exc}") from None
-    _write(output, code)
+    _write(output, code, [arch])
     click.echo(f"wrote {output}")
 
 
@@ -142,8 +151,8 @@ def _csv(values: tuple[int, ...]) -> str:
     return ",".join(map(str, values))
 
 
-def _numbers(kind: type[int] | type[float], positive: bool = True) -> Callable[..., list[Any]]:
-    """Click callback: comma-separated finite numbers (positive, or non-negative), at least one."""
+def _numbers(kind: type[int] | type[float], top: float, positive: bool = True) -> Callable[..., list[Any]]:
+    """Click callback: comma-separated finite numbers (positive, or non-negative), at most ``top``, at least one."""
     def parse(ctx: click.Context, param: click.Parameter, text: str) -> list[Any]:
         try:
             vals = [kind(t) for t in str(text).split(",") if t.strip()]
@@ -154,35 +163,51 @@ def _numbers(kind: type[int] | type[float], positive: bool = True) -> Callable[.
         bad = [v for v in vals if not math.isfinite(v) or v < 0 or (positive and v == 0)]
         if bad:
             raise click.BadParameter(f"{bad[0]} is not a {'positive' if positive else 'non-negative'} finite number")
+        if max(vals) > top:
+            raise click.BadParameter(f"{max(vals)} is above the largest allowed, {top:g}")
         return vals
     return parse
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and (not math.isfinite(value) or value <= 0):
-        raise click.BadParameter(f"{value} is not a positive finite number")
-    return value
+def _positive(top: float) -> Callable[[click.Context, click.Parameter, float | None], float | None]:
+    """Click callback: a positive finite number at most ``top``."""
+    def check(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise click.BadParameter(f"{value} is not a positive finite number")
+        if value is not None and value > top:
+            raise click.BadParameter(f"{value} is above the largest allowed, {top:g}")
+        return value
+    return check
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    import torch
+    from .validate.preflight import PreflightError, check_device
     try:
-        dev = torch.device(value)
-    except RuntimeError:
-        raise click.BadParameter(f"{value!r} is not a torch device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine")
+        check_device(value)
+    except PreflightError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
 def _out_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from .atomic import OutputError, check_writable
     if Path(value).exists() and not Path(value).is_dir():
         raise click.BadParameter(f"{value} exists and is not a directory")
+    try:
+        check_writable(value)
+    except OutputError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
 def _target(spec: str, parametrization: str, **options: Any) -> Any:
+    """The target; a FILE.py:FACTORY gets only the options given on the command line (and refuses
+    those it would ignore), a generated module every option with its default."""
     from .validate.target import TargetError, resolve
+    ctx = click.get_current_context()
+    if ":" in spec:
+        options = {k: v for k, v in options.items()
+                   if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
     try:
         return resolve(spec, parametrization, **options)
     except TargetError as exc:
@@ -221,23 +246,23 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 
 @main.command("coord-check")
 @click.argument("target")
-@click.option("--widths", default=_csv(CHECK.widths), show_default=True, callback=_numbers(int))
-@click.option("--ratios", default=_csv(CHECK.ratios), show_default=True, callback=_numbers(int))
-@click.option("--depths", default=_csv(CHECK.depths), show_default=True, callback=_numbers(int))
+@click.option("--widths", default=_csv(CHECK.widths), show_default=True, callback=_numbers(int, MAX_WIDTH))
+@click.option("--ratios", default=_csv(CHECK.ratios), show_default=True, callback=_numbers(int, MAX_RATIO))
+@click.option("--depths", default=_csv(CHECK.depths), show_default=True, callback=_numbers(int, MAX_DEPTH))
 @click.option("--axes", default="width,ratio,depth", show_default=True, help="Axes to check.")
-@click.option("--lr", default=CHECK.lr, show_default=True, callback=_positive, help="AdamW base LR.")
-@click.option("--batch", default=CHECK.batch, show_default=True, type=click.IntRange(min=1),
+@click.option("--lr", default=CHECK.lr, show_default=True, callback=_positive(MAX_LR), help="AdamW base LR.")
+@click.option("--batch", default=CHECK.batch, show_default=True, type=click.IntRange(1, MAX_BATCH),
               help="Sequences in the one batch that is trained on and probed (built-in model).")
-@click.option("--seq", default=CHECK.seq, show_default=True, type=click.IntRange(min=1))
-@click.option("--alpha", default=CHECK.alpha, show_default=True, callback=_positive,
+@click.option("--seq", default=CHECK.seq, show_default=True, type=click.IntRange(1, MAX_SEQ))
+@click.option("--alpha", default=CHECK.alpha, show_default=True, callback=_positive(2.0),
               help="Depth exponent the check expects: per-layer dW.x of a branch op ~ L^(alpha-1).")
-@click.option("--band", default=CHECK.band, show_default=True, callback=_positive,
+@click.option("--band", default=CHECK.band, show_default=True, callback=_positive(2.0),
               help="Half-width of the band of slopes around the theoretical one that counts as Theta.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp", "both"]), default="both", show_default=True)
 @click.option("--control", type=click.Choice(exposed_by("coord-check")),
               default=None, help="Check a deliberately broken muP variant (a negative control).")
-@click.option("--steps", default=CHECK.steps, show_default=True, type=click.IntRange(min=1))
-@click.option("--seeds", default=CHECK.seeds, show_default=True, type=click.IntRange(min=2),
+@click.option("--steps", default=CHECK.steps, show_default=True, type=click.IntRange(1, MAX_STEPS))
+@click.option("--seeds", default=CHECK.seeds, show_default=True, type=click.IntRange(2, MAX_SEEDS),
               help="Seeds per shape; their spread gives each slope's confidence interval.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
@@ -266,31 +291,31 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
 @main.command()
 @click.argument("target")
 @click.option("--axis", type=click.Choice(sorted(AXES)), default="width", show_default=True)
-@click.option("--values", default="64,128,256", show_default=True, callback=_numbers(int),
+@click.option("--values", default="64,128,256", show_default=True, callback=_numbers(int, MAX_WIDTH),
               help="Widths, ratios or depths.")
-@click.option("--lrs", default="5e-4,1e-3,2e-3,4e-3,8e-3", show_default=True, callback=_numbers(float))
-@click.option("--wds", default="0", show_default=True, callback=_numbers(float, positive=False),
-              help="AdamW base weight decays to sweep (ascending; the first is the reference).")
-@click.option("--wd-penalty", default=0.05, show_default=True, callback=_positive,
+@click.option("--lrs", default="5e-4,1e-3,2e-3,4e-3,8e-3", show_default=True, callback=_numbers(float, MAX_LR))
+@click.option("--wds", default="0", show_default=True, callback=_numbers(float, MAX_WD, positive=False),
+              help="AdamW base weight decays to sweep (the smallest is the reference).")
+@click.option("--wd-penalty", default=0.05, show_default=True, callback=_positive(10.0),
               help="Loss (nats) over the first WD's that defines each shape's WD scale.")
-@click.option("--width", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--depth", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option("--ratio", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--seq", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--width", default=128, show_default=True, type=click.IntRange(1, MAX_WIDTH))
+@click.option("--depth", default=2, show_default=True, type=click.IntRange(1, MAX_DEPTH))
+@click.option("--ratio", default=1, show_default=True, type=click.IntRange(1, MAX_RATIO))
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1, MAX_BATCH))
+@click.option("--seq", default=64, show_default=True, type=click.IntRange(1, MAX_SEQ))
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Train on this text file (bytes) instead of the synthetic task.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
 @click.option("--control", type=click.Choice(sorted(CONTROLS)), default=None,
               help="Sweep a deliberately broken muP variant (a negative control).")
-@click.option("--steps", default=200, show_default=True, type=click.IntRange(min=1))
-@click.option("--seeds", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--steps", default=200, show_default=True, type=click.IntRange(1, MAX_STEPS))
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1, MAX_SEEDS))
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @click.option("--name", default=None, help="Report file stem.")
 @click.option("--runner", type=click.Choice(["local", "processes", "ray"]), default="local", show_default=True,
               help="Run the sweep's trainings one by one, in a process pool, or on a Ray cluster (extra 'ray').")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 256),
               help="Pool size for processes/ray (0: one per CPU).")
 def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list[float], wd_penalty: float,
           width: int, depth: int, ratio: int, batch: int, seq: int, text: str | None, parametrization: str,
@@ -304,7 +329,7 @@ def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list
                      shape={"n": width, "L": depth, "r": ratio}, steps=steps, seeds=seeds, wd_penalty=wd_penalty)
     try:
         run_sweep(tgt, grid, control=control, device=device, runner=runner, workers=workers, out_dir=out_dir,
-                  name=name, command=_command(), echo=click.echo)
+                  name=name, command=_command(), echo=click.echo, inputs=[text] if text else [])
     except SweepError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -67,7 +67,7 @@ def test_eps_convention(eps, exponent):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--wds", "1,0"], "ascending"), (["--wd-penalty", "0"], "--wd-penalty"),
+    (["--wd-penalty", "0"], "--wd-penalty"),
     (["--control", "wd-unscaled", "--parametrization", "sp"], "broken muP variant")])
 def test_sweep_errors(args, message):
     assert fails_cleanly(cli("sweep", GENERATED, "--values", "64", "--steps", "1", *args), message)
@@ -121,3 +121,42 @@ def test_sweep_on_text(tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "text.json").read_text())
     assert "--text" in rep["command"] and all(math.isfinite(x) for x in rep["runs"][0]["losses"])
+
+
+@pytest.mark.parametrize("command", ["derive", "generate"])
+def test_output_that_is_the_input_is_refused(tmp_path, command):
+    decl = tmp_path / "gqa.toml"
+    decl.write_bytes(GQA.read_bytes())
+    assert fails_cleanly(cli(command, decl, "-o", decl), "is an input")
+    assert decl.read_bytes() == GQA.read_bytes()
+
+
+@pytest.mark.parametrize("alpha", ["1e100000000", "1" * 40, "nan", "1/0"])
+def test_alpha_that_would_hang_or_mean_nothing_is_refused(alpha):
+    assert fails_cleanly(cli("derive", GQA, "--alpha", alpha), "expected a number")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--device", "meta"], "cannot train"), (["--widths", "100,200"], "cannot be built at shape"),
+    (["--widths", "64,100000"], "above the largest allowed"), (["--steps", "10000000"], "--steps"),
+    (["--out", "/dev/null/x"], "--out")])
+def test_coord_check_refuses_before_training(args, message):
+    assert fails_cleanly(cli("coord-check", GENERATED, "--axes", "width", *args), message)
+
+
+def test_a_toml_target_is_named(tmp_path):
+    assert fails_cleanly(cli("coord-check", GQA, "--out", tmp_path), "cannot be imported as Python")
+
+
+def test_an_option_the_factory_ignores_is_refused(tmp_path):
+    res = cli("sweep", f"{ROOT / 'examples' / 'mlp_target.py'}:target", "--text", ROOT / "README.md", "--out", tmp_path)
+    assert fails_cleanly(res, "takes no 'text' option")
+
+
+def test_sweep_report_never_lands_on_its_text_input(tmp_path):
+    text = tmp_path / "corpus.csv"
+    text.write_bytes((ROOT / "README.md").read_bytes())
+    res = cli("sweep", GENERATED, "--values", "64", "--lrs", "1e-3", "--steps", "1", "--text", text,
+              "--out", tmp_path, "--name", "corpus")
+    assert fails_cleanly(res, "is an input")
+    assert text.read_bytes() == (ROOT / "README.md").read_bytes()

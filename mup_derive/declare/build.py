@@ -23,6 +23,7 @@ LoRA adapter), expanded into its two factors ``NAME.A`` (fan_in -> rank) and ``N
 from __future__ import annotations
 
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,17 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
     if factorised:
         return _factors(name, shp, init, params, common)
     fan_in, fan_out = shp["fan_in"].expr, shp["fan_out"].expr
-    rank = shp["rank"].expr if low else sp.Min(fan_in, fan_out)
-    repeat = sp.simplify(fan_out / rank) if low else sp.Integer(1)
+    rank, repeat = _rank_and_repeat(fan_in, fan_out, shp["rank"].expr if low else None)
     return [Op(name=name, fan_in=fan_in, fan_out=fan_out, rank=rank, repeat=repeat, tied=checks.tied(name, fields),
                init=init["A"], params=params["A"], **common)]
+
+
+@lru_cache(maxsize=4096)
+def _rank_and_repeat(fan_in: sp.Expr, fan_out: sp.Expr, low: sp.Expr | None) -> tuple[sp.Expr, sp.Expr]:
+    """(rank, repeat): a declared low rank and fan_out / rank, or min(fan_in, fan_out) and 1."""
+    if low is None:
+        return sp.Min(fan_in, fan_out), sp.Integer(1)
+    return low, sp.simplify(fan_out / low)
 
 
 def _factors(name: str, shp: dict[str, Shape], init: dict[str, str], params: dict[str, tuple[str, ...]],
@@ -94,13 +102,13 @@ def architecture(name: str, ops: list[dict[str, Any]], dims: dict[str, int] | No
     checks.fixed_dims(dims, scaled)
     if not isinstance(ops, list) or not all(isinstance(o, dict) for o in ops):
         raise DeclarationError("<architecture>", "op", "ops are a list of tables ([[op]] in TOML)")
-    built: list[Op] = []
+    by_name: dict[str, Op] = {}
     for fields in ops:
         for op in make_ops(fields, dims, list(scaled)):
-            if any(o.name == op.name for o in built):
+            if op.name in by_name:
                 raise DeclarationError(op.name, "name", "duplicate op name")
-            built.append(op)
-    by_name = {o.name: o for o in built}
+            by_name[op.name] = op
+    built = list(by_name.values())
     for op in built:
         if op.tied is not None:
             _check_tie(op, by_name)

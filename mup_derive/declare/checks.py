@@ -1,8 +1,11 @@
 """Field checks of one declared op, each raising a :class:`DeclarationError` that names the op and field."""
 from __future__ import annotations
 
+import builtins
+import keyword
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import sympy as sp
@@ -13,6 +16,7 @@ from .ops import LOWRANK, ROLES
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
              "gauge", "init", "params", "correlated"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
 
 
@@ -92,47 +96,73 @@ def lowrank(name: str, fields: dict[str, Any], shp: dict[str, Shape]) -> str | N
     return str(kind)
 
 
+@lru_cache(maxsize=4096)
+def _quotient(fo: Shape, rep: Shape) -> Shape:
+    return Shape(fo.expr / rep.expr, lambda e: fo.value(e) / rep.value(e))
+
+
 def rank_from_repeat(name: str, shp: dict[str, Shape]) -> None:
     """A declared repeat sets rank = fan_out / repeat; a rank given as well must agree."""
     if "repeat" not in shp:
         return
-    fo, rep = shp["fan_out"], shp["repeat"]
-    from_repeat = Shape(fo.expr / rep.expr, lambda e: fo.value(e) / rep.value(e))
+    from_repeat = _quotient(shp["fan_out"], shp["repeat"])
     if "rank" in shp and sp.simplify(shp["rank"].expr - from_repeat.expr) != 0:
         raise DeclarationError(name, "repeat", f"fan_out/repeat = {from_repeat.expr} disagrees with "
                                                f"rank = {shp['rank'].expr}")
     shp["rank"] = from_repeat
 
 
+def _key(dims: dict[str, int], scaled: list[str]) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
+    return tuple(sorted(dims.items())), tuple(scaled)
+
+
+@lru_cache(maxsize=4096)
+def _not_a_dimension(shape: Shape, key: tuple[tuple[tuple[str, int], ...], tuple[str, ...]]) -> str | None:
+    """Why ``shape`` is not a dimension at some sample point, or None (cached per expression)."""
+    dims = dict(key[0])
+    for point in samples(key[1], dims):
+        val = shape.value(point)
+        if not (val >= 1) or val > MAX_DIM ** 2:
+            where = {k: int(v) for k, v in point.items() if k not in dims}
+            return f"must be a positive dimension (at least 1), got {shape.expr} = {val:g} at {where}"
+    return None
+
+
 def positive(name: str, shp: dict[str, Shape], dims: dict[str, int], scaled: list[str]) -> None:
     """fan_in, fan_out and rank are dimensions (at least 1, finite) at every sample shape."""
-    checked = [f for f in ("fan_in", "fan_out", "rank") if f in shp]
-    for point in samples(scaled, dims):
-        for fld in checked:
-            val = shp[fld].value(point)
-            if not (val >= 1) or val > MAX_DIM ** 2:
-                where = {k: int(v) for k, v in point.items() if k not in dims}
-                raise DeclarationError(name, fld, f"must be a positive dimension (at least 1), got "
-                                                  f"{shp[fld].expr} = {val:g} at {where}")
+    for fld in ("fan_in", "fan_out", "rank"):
+        why = _not_a_dimension(shp[fld], _key(dims, scaled)) if fld in shp else None
+        if why:
+            raise DeclarationError(name, fld, why)
+
+
+@lru_cache(maxsize=4096)
+def _rank_below_full(fan_in: Shape, fan_out: Shape, rank: Shape,
+                     key: tuple[tuple[tuple[str, int], ...], tuple[str, ...]]) -> bool | None:
+    """Whether ``rank`` is below min(fan_in, fan_out) somewhere for wide models; None if it exceeds it."""
+    low = False
+    for point in samples(key[1], dict(key[0]), large=True):
+        full, k = min(fan_in.value(point), fan_out.value(point)), rank.value(point)
+        if k > full * (1 + 1e-12):
+            return None
+        low |= k < full * (1 - 1e-12)
+    return low
 
 
 def deficient(name: str, shp: dict[str, Shape], dims: dict[str, int], scaled: list[str], kind: str | None) -> bool:
     """Whether the declared rank is below min(fan_in, fan_out) for wide models; above it is an error,
     and a declared low-rank kind needs a rank that is below it."""
-    low = False
+    low: bool | None = False
     if "rank" in shp:
-        for point in samples(scaled, dims, large=True):
-            full = min(shp["fan_in"].value(point), shp["fan_out"].value(point))
-            rank = shp["rank"].value(point)
-            if rank > full * (1 + 1e-12):
-                raise DeclarationError(name, "rank", f"rank {shp['rank'].expr} exceeds min(fan_in, fan_out) "
-                                                     f"= min({shp['fan_in'].expr}, {shp['fan_out'].expr}) "
-                                                     "for wide models")
-            low |= rank < full * (1 - 1e-12)
+        low = _rank_below_full(shp["fan_in"], shp["fan_out"], shp["rank"], _key(dims, scaled))
+        if low is None:
+            raise DeclarationError(name, "rank", f"rank {shp['rank'].expr} exceeds min(fan_in, fan_out) "
+                                                 f"= min({shp['fan_in'].expr}, {shp['fan_out'].expr}) "
+                                                 "for wide models")
     if kind is not None and not low:
         raise DeclarationError(name, "rank", f"lowrank = {kind!r} but rank {shp['rank'].expr} is "
                                              "min(fan_in, fan_out)")
-    return low
+    return bool(low)
 
 
 def per_factor(fields: dict[str, Any], name: str, fld: str, default: object, check: Callable[[object], T],
@@ -165,12 +195,19 @@ def tied(name: str, fields: dict[str, Any]) -> str | None:
     return v
 
 
+def python_name(k: str) -> bool:
+    """A name the generated code can take as a parameter: no keyword, no builtin it would shadow."""
+    return not keyword.iskeyword(k) and k not in PY_BUILTINS
+
+
 def scaled_symbols(scaled: dict[str, Any]) -> None:
-    """Declared scaled symbols are identifiers other than the built-in and reserved names, each with a description."""
+    """Declared scaled symbols are identifiers other than the built-in and reserved names, each with a
+    description; they become parameters of the generated rules, so Python keywords and builtins are refused."""
     for k, v in scaled.items():
-        if not isinstance(k, str) or not NAME.match(k) or k in BUILTIN or k in RESERVED:
+        if not isinstance(k, str) or not NAME.match(k) or k in BUILTIN or k in RESERVED or not python_name(k):
             raise DeclarationError("<scaled>", str(k), f"scaled symbols are identifiers other than "
-                                                       f"{sorted(BUILTIN) + sorted(RESERVED)}")
+                                                       f"{sorted(BUILTIN) + sorted(RESERVED)}, Python keywords "
+                                                       "and builtins")
         if not isinstance(v, str):
             raise DeclarationError("<scaled>", k, f"give a description string, got {v!r}")
 

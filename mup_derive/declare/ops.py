@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy as sp
 
 from .grammar import L, n, r
 
 ROLES = ("input", "hidden", "output", "vector", "contraction")
+
+
+@lru_cache(maxsize=4096)
+def _quotient(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    return a if b == 1 else sp.simplify(a / b)
 INITS = ("normal", "ones", "zeros")
 GAUGES = ("init", "multiplier")
 LOWRANK = ("repeat", "factorised")
@@ -40,7 +46,8 @@ class Op:
 
     @property
     def stored_rows(self) -> sp.Expr:
-        return sp.simplify(self.fan_out / self.repeat)
+        """Rows of the stored matrix: fan_out / repeat."""
+        return _quotient(self.fan_out, self.repeat)
 
 
 @dataclass(frozen=True)

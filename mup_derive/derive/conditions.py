@@ -147,7 +147,7 @@ def tied_lr_rule(op: Op, s: Settings, opt: str, m: sp.Expr, tie: Tie) -> Rule:
 
 
 def wd_rule(op: Op, opt: str, lr: sp.Expr, m: sp.Expr) -> Rule:
-    size = norms.spectral_init(op, ONE, m)      # eta lambda ||A_0|| = ||A_0||: any nonzero scale
+    size = sp.Symbol("A0", positive=True)       # eta lambda ||A_0|| = ||A_0||: any nonzero scale
     return Rule("wd", opt, solve_for(lr * lam * size, size, lam),
                 f"{opt}: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)")
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import sympy as sp
@@ -19,13 +20,22 @@ SUMMARY = (("init_std", None, "init std"), ("multiplier", None, "multiplier"),
            ("wd", "adamw", "WD AdamW"), ("eps", "adam", "Adam eps"))
 
 
-def _exp(v: sp.Expr) -> str:
-    return sp.sstr(v)
+@lru_cache(maxsize=8192)
+def _str(v: sp.Expr) -> str:
+    return str(sp.sstr(v))
+
+
+@lru_cache(maxsize=8192)
+def _latex(v: sp.Expr) -> str:
+    return str(sp.latex(v))
+
+
+_exp = _str
 
 
 def explained(e: Entry) -> str:
     """The entry's reason joined with its solution."""
-    return f"{e.reason} => {sp.sstr(e.expr)}"
+    return f"{e.reason} => {_str(e.expr)}"
 
 
 def _cell(table: Table, op: str, quantity: str, optimizer: str | None, fmt: Callable[[sp.Expr], str]) -> str:
@@ -55,18 +65,20 @@ def to_json(table: Table) -> str:
     for op in [o.name for o in table.arch.ops] + ["residual"]:
         ops.setdefault(op, {})
     for o in table.arch.ops:
-        ops[o.name].update(role=o.role, fan_in=str(o.fan_in), fan_out=str(o.fan_out), rank=str(o.rank),
+        ops[o.name].update(role=o.role, fan_in=_str(o.fan_in), fan_out=_str(o.fan_out), rank=_str(o.rank),
                            branch=o.branch, tied=o.tied)
     ops["residual"].update(role="residual")
     for e in table.entries:
-        item = {"expr": sp.sstr(e.expr), "latex": sp.latex(e.expr),
+        item = {"expr": _str(e.expr), "latex": _latex(e.expr),
                 "exponents": {k: _exp(v) for k, v in e.exponents.items()}, "reason": explained(e)}
         q = ops[e.op].setdefault(e.quantity, {})
         if e.optimizer is None:
             q.update(item)
         else:
             q[e.optimizer] = item
-    return json.dumps({**_header(table), "ops": ops}, indent=2, sort_keys=False) + "\n"
+    head = json.dumps(_header(table), indent=2)[:-2]           # the header, open for one more key
+    body = ",\n".join(f"    {json.dumps(name)}: {json.dumps(op)}" for name, op in ops.items())
+    return f'{head},\n  "ops": {{\n{body}\n  }}\n}}\n'      # one line per op: the C encoder, linear time
 
 
 def to_csv(table: Table) -> str:
@@ -75,7 +87,7 @@ def to_csv(table: Table) -> str:
     syms = _syms(table)
     w.writerow(["op", "quantity", "optimizer", "expr", *(f"exp_{k}" for k in syms), "reason"])
     for e in table.entries:
-        w.writerow([e.op, e.quantity, e.optimizer or "", sp.sstr(e.expr), *(_exp(e.exponents[k]) for k in syms),
+        w.writerow([e.op, e.quantity, e.optimizer or "", _str(e.expr), *(_exp(e.exponents[k]) for k in syms),
                     explained(e)])
     return buf.getvalue()
 
@@ -89,14 +101,14 @@ def to_markdown(table: Table) -> str:
              "| op | role | " + " | ".join(t for *_, t in SUMMARY) + " |",
              "|" + "---|" * (len(SUMMARY) + 2)]
     for o in table.arch.ops:
-        cells = [_cell(table, o.name, q, opt, lambda x: f"`{sp.sstr(x)}`") for q, opt, _ in SUMMARY]
+        cells = [_cell(table, o.name, q, opt, lambda x: f"`{_str(x)}`") for q, opt, _ in SUMMARY]
         lines.append(f"| {o.name} | {o.role} | " + " | ".join(cells) + " |")
-    lines.append(f"| residual | branch | - | `{sp.sstr(table.get('residual', 'multiplier').expr)}` |"
+    lines.append(f"| residual | branch | - | `{_str(table.get('residual', 'multiplier').expr)}` |"
                  + " - |" * (len(SUMMARY) - 2))
     lines += ["", "| op | quantity | optimizer | scale | " + " | ".join(syms) + " | reason |",
               "|---|---|---|---|" + "---|" * len(syms) + "---|"]
     for e in table.entries:
-        lines.append(f"| {e.op} | {e.quantity} | {e.optimizer or ''} | `{sp.sstr(e.expr)}` | "
+        lines.append(f"| {e.op} | {e.quantity} | {e.optimizer or ''} | `{_str(e.expr)}` | "
                      + " | ".join(_exp(e.exponents[k]) for k in syms)
                      + f" | {explained(e).replace('|', '∣')} |")
     return "\n".join(lines) + "\n"
@@ -110,10 +122,10 @@ def to_latex(table: Table) -> str:
              f"\\begin{{tabular}}{{{cols}}}", "\\hline",
              "op & role & " + " & ".join(t for *_, t in SUMMARY) + r" \\", "\\hline"]
     for o in table.arch.ops:
-        cells = [_cell(table, o.name, q, opt, lambda x: f"${sp.latex(x)}$") for q, opt, _ in SUMMARY]
+        cells = [_cell(table, o.name, q, opt, lambda x: f"${_latex(x)}$") for q, opt, _ in SUMMARY]
         lines.append(f"\\texttt{{{o.name.replace('_', chr(92) + '_')}}} & {o.role} & "
                      + " & ".join(cells) + r" \\")
-    lines.append(f"residual & branch & - & ${sp.latex(table.get('residual', 'multiplier').expr)}$"
+    lines.append(f"residual & branch & - & ${_latex(table.get('residual', 'multiplier').expr)}$"
                  + " & -" * (len(SUMMARY) - 2) + r" \\")
     lines += ["\\hline", "\\end{tabular}"]
     return "\n".join(lines) + "\n"

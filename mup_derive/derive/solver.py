@@ -37,11 +37,14 @@ class Table:
     settings: Settings
     entries: tuple[Entry, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {(e.op, e.quantity, e.optimizer): e for e in self.entries})
+
     def get(self, op: str, quantity: str, optimizer: str | None = None) -> Entry:
-        for e in self.entries:
-            if e.op == op and e.quantity == quantity and e.optimizer == optimizer:
-                return e
-        raise KeyError((op, quantity, optimizer))
+        entry: Entry | None = self._index.get((op, quantity, optimizer))   # type: ignore[attr-defined]
+        if entry is None:
+            raise KeyError((op, quantity, optimizer))
+        return entry
 
     def exponents(self, op: str, quantity: str, optimizer: str | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
         """Leading exponents of n, L, r (``.get(...).exponents`` has every scaled symbol)."""
@@ -67,10 +70,11 @@ def solve(arch: Architecture, settings: Settings | None = None) -> Table:
     s = settings or Settings()
     exact: dict[tuple[str, str, str | None], sp.Expr] = {}
     entries: list[Entry] = []
+    scaling = arch.scaling
 
     def add(name: str, rule: Rule) -> None:
         exact[(name, rule.quantity, rule.optimizer)] = rule.exact
-        expr, exps = scale(rule.exact, arch.scaling)
+        expr, exps = scale(rule.exact, scaling)
         entries.append(Entry(name, rule.quantity, rule.optimizer, expr, dict(exps), rule.reason))
 
     add("residual", conditions.residual_rule(s))

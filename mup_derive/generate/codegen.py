@@ -1,8 +1,11 @@
 """Render solved tables into standalone PyTorch code with the Jinja2 templates in ``templates/`` beside this file."""
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import sympy as sp
@@ -81,3 +84,29 @@ def generate_module(arch: Architecture, settings: Settings | None = None, base: 
                shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
                        for op in arch.ops})
     return env.get_template("module.py.j2").render(**ctx)
+
+
+def check_module(code: str, base: dict[str, int]) -> None:
+    """The generated ``code`` compiles, runs, evaluates every rule at ``base`` and, where it defines the
+    GQA model, builds it there (on the meta device); a ValueError says what failed."""
+    try:
+        compiled = compile(code, "<generated module>", "exec")
+    except SyntaxError as exc:
+        raise ValueError(f"the generated module is not valid Python: {exc.msg} at line {exc.lineno}") from None
+    module = types.ModuleType("mup_generated_check")     # registered: dataclasses look their module up
+    sys.modules[module.__name__] = module
+    namespace: dict[str, Any] = module.__dict__
+    try:
+        exec(compiled, namespace)        # our own rendered text, checked before it is written
+        for op in [*namespace["DECLARED"], "residual"]:
+            for p in ("mup", "sp"):
+                for key in namespace["RULES"][p].get(op, {}):
+                    namespace["ratio"](op, key, base, p)
+        if "GQATransformer" in namespace:
+            import torch
+            with torch.device("meta"):
+                namespace["GQATransformer"](width=base["n"], depth=base["L"], ratio=base["r"])
+    except Exception as exc:             # report any failure of the module itself, not a traceback
+        raise ValueError(f"the generated module fails at the base shape {base}: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.modules.pop(module.__name__, None)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .controls import CONTROLS, with_control
 from .expect import expected, slope
+from .preflight import PreflightError, check_device, check_outputs, check_shapes
 from .records import AxisResult, CheckReport, LabelResult, MetricFit
 from .settings import AXES, CheckSettings
 from .target import Target
@@ -49,7 +50,7 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
     ok = [bool(t < first or (ci[t, 0] <= exp[t][1] + s.band and ci[t, 1] >= exp[t][0] - s.band))
           for t in range(steps + 1)]
     return MetricFit(mean=y.mean(1).tolist(), slope=mean.tolist(), ci=ci.tolist(), seed_slopes=slopes.tolist(),
-                     expected=[list(e) for e in exp], judged_from_step=first, passed=ok)
+                     expected=[list(e) for e in exp], judged_from_step=first, passed=ok, seed_values=y.tolist())
 
 
 def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu") -> AxisResult:
@@ -100,6 +101,18 @@ def _echo_axis(echo: Echo, name: str, axis: str, res: AxisResult, band: float) -
         echo(f"  {label:12s} {'pass' if lab.passed else 'FAIL'}  {cols}")
 
 
+def _preflight(target: Target, axes: list[str], s: CheckSettings, device: str, out_dir: str | None,
+               stem: str) -> None:
+    """Before any training: the device computes, every shape builds, the report can be written."""
+    try:
+        check_device(device)
+        check_shapes(target, [{**s.base(a), AXES[a]: v} for a in axes for v in s.values(a)], s.lr)
+        if out_dir:
+            check_outputs(out_dir, stem, [target.source])
+    except PreflightError as exc:
+        raise CheckError(str(exc)) from None
+
+
 def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings: CheckSettings | None = None, *,
                     device: str = "cpu", control: str | None = None, out_dir: str | None = None, command: str = "",
                     echo: Echo = print) -> CheckReport:
@@ -112,6 +125,8 @@ def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings:
     except ValueError as exc:
         raise CheckError(str(exc)) from None
     name = target.parametrization + (f"_{control}" if control else "")
+    stem = f"coord_check_{target.name}_{name}"
+    _preflight(target, chosen, s, device, out_dir, stem)
     report = CheckReport(command=command, target=target.name, source=target.source,
                          parametrization=target.parametrization, control=control,
                          control_effect=CONTROLS[control].effect if control else None, steps=s.steps, lr=s.lr,
@@ -124,6 +139,6 @@ def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings:
     if out_dir:
         from .plots import plot_coord_check
         from .report import write_report
-        path = write_report(out_dir, f"coord_check_{target.name}_{name}", report, plot_coord_check)
-        echo(f"wrote {path} and .png")
+        path = write_report(out_dir, stem, report, plot_coord_check, inputs=[target.source])
+        echo(f"wrote {path}, .csv and .png")
     return report

@@ -42,6 +42,10 @@ def plot_coord_check(report: CheckReport, path: Path) -> None:
     plt.close(fig)
 
 
+def _octaves(x: float | None) -> str:
+    return "undefined (too few converged runs)" if x is None else f"{x:.2f} octaves"
+
+
 def plot_sweep(report: SweepReport, path: Path) -> None:
     """Final loss against base LR (several LRs), one line per axis value and WD, optimum marked;
     with several WDs a panel of best-LR loss over the first WD's against WD, WD scale marked."""
@@ -69,7 +73,7 @@ def _lr_panel(ax: Any, report: SweepReport, lrs: list[float]) -> None:
     ax.set_xlim(min(lrs) / 1.3, max(lrs) * 1.3)
     ax.set_xscale("log")
     ax.set(xlabel="base learning rate", ylabel="held-out loss",
-           title=f"optimal LR shift {report.shift_log2:.2f} octaves")
+           title=f"optimal LR shift {_octaves(report.shift_log2)}")
     ax.minorticks_off()
     ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
     ax.legend(fontsize=7)
@@ -87,5 +91,5 @@ def _wd_panel(ax: Any, report: SweepReport) -> None:
     ax.axhline(report.wd.wd_penalty, color="k", linestyle=":", label=f"+{report.wd.wd_penalty:g} nats")
     ax.set_xscale("symlog", linthresh=min(w for w in wds if w > 0))
     ax.set(xlabel="base weight decay", ylabel=f"loss - loss at wd {wds[0]:g}",
-           title=f"WD scale shift {report.wd.wd_shift_log2:.2f} octaves")
+           title=f"WD scale shift {_octaves(report.wd.wd_shift_log2)}")
     ax.legend(fontsize=7)

@@ -1,6 +1,7 @@
 """Typed records of what the coordinate check and the sweeps measured; their JSON is ``asdict`` of them."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ class MetricFit:
     expected: list[list[float]]        # step, (lo, hi) before the band
     judged_from_step: int
     passed: list[bool]                 # step
+    seed_values: list[list[list[float]]] = field(default_factory=list)   # value, seed, step
 
 
 @dataclass
@@ -59,6 +61,18 @@ class CheckReport(Provenance):
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per axis, value, seed, step, layer and metric: the measurement (tidy data)."""
+        out = []
+        for axis, res in self.axes.items():
+            for label, lab in res.labels.items():
+                for metric, fit in lab.metrics.items():
+                    for v, per_seed in zip(res.values, fit.seed_values, strict=True):
+                        out += [{"axis": axis, "value": v, "seed": seed, "step": step, "layer": label,
+                                 "metric": metric, "measured": x}
+                                for seed, series in enumerate(per_seed) for step, x in enumerate(series)]
+        return out
+
 
 @dataclass
 class SweepRun:
@@ -79,9 +93,9 @@ class SweepRun:
 class Spread:
     """Per-seed values with their mean and standard deviation."""
 
-    values: list[float]
-    mean: float
-    sd: float
+    values: list[float | None]
+    mean: float | None              # None where no value exists
+    sd: float | None                # None for fewer than two values
 
 
 @dataclass
@@ -90,7 +104,7 @@ class WDScales:
 
     wd_penalty: float
     wd_scale: dict[str, Any]                   # {"mean_curve": [...], "seeds": [[...]]}
-    wd_shift_log2: float
+    wd_shift_log2: float | None
     wd_scale_beyond_grid: list[int]
     wd_shift_log2_seeds: Spread
 
@@ -104,8 +118,8 @@ class SweepReport(Provenance):
     checkpoints: list[int]
     seeds: int
     runs: list[SweepRun]
-    shift_log2: float
-    shift_log2_half: float
+    shift_log2: float | None         # None where a point has no optimum (every run there diverged)
+    shift_log2_half: float | None
     shift_log2_seeds: dict[str, Spread]
     wd: WDScales | None = None
 
@@ -114,3 +128,10 @@ class SweepReport(Provenance):
         out = asdict(self)
         wd = out.pop("wd")
         return {**out, **(wd or {})}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per axis value, WD, LR and seed: the final held-out loss (empty where it diverged)."""
+        return [{"axis": self.axis, "value": run.value, "wd": run.wd, "lr": lr, "seed": seed,
+                 "steps": self.steps, "loss": math.nan if loss is None else loss}
+                for run in self.runs for seed, losses in enumerate(run.seed_losses)
+                for lr, loss in zip(run.lrs, losses, strict=True)]

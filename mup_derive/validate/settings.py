@@ -1,10 +1,28 @@
 """Settings of the coordinate check and the sweeps, shared by the CLI, the API and the tests (no heavy imports)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 AXES = {"width": "n", "ratio": "r", "depth": "L"}   # axis -> shape key
 Shape = dict[str, int]
+
+
+def _whole(name: str, values: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Positive integers, sorted, without repeats."""
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ValueError(f"{name} must be positive integers, got {values!r}")
+    return tuple(sorted(set(values)))
+
+
+def _finite(name: str, values: tuple[float, ...] | list[float], positive: bool = True) -> tuple[float, ...]:
+    """Finite numbers (positive, or non-negative), sorted, without repeats."""
+    ok = [isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+          and (v > 0 or not positive) for v in values]
+    if not values or not all(ok):
+        raise ValueError(f"{name} must be {'positive' if positive else 'non-negative'} finite numbers, "
+                         f"got {values!r}")
+    return tuple(sorted(set(float(v) for v in values)))
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,17 @@ class CheckSettings:
     band: float = 0.25
     batch: int = 2
     seq: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "ratios", "depths"):
+            object.__setattr__(self, name, _whole(name, getattr(self, name)))
+        _whole("steps", [self.steps])
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 2:
+            raise ValueError(f"seeds must be an integer of at least 2 (for a confidence interval), got {self.seeds!r}")
+        for name in ("lr", "alpha", "band"):
+            _finite(name, [getattr(self, name)])
+        _whole("batch", [self.batch])
+        _whole("seq", [self.seq])
 
     def values(self, axis: str) -> list[int]:
         """The values checked along ``axis`` (width, ratio or depth)."""
@@ -48,6 +77,20 @@ class SweepGrid:
     steps: int = 100
     seeds: int = 1
     wd_penalty: float = 0.05
+
+    def __post_init__(self) -> None:
+        """The grid sorted and without repeats: the optimum must not depend on the order given."""
+        if self.axis not in AXES:
+            raise ValueError(f"axis must be one of {sorted(AXES)}, got {self.axis!r}")
+        object.__setattr__(self, "values", _whole("values", self.values))
+        object.__setattr__(self, "lrs", _finite("lrs", self.lrs))
+        object.__setattr__(self, "wds", _finite("wds", self.wds, positive=False))
+        _whole("steps", [self.steps])
+        _whole("seeds", [self.seeds])
+        _finite("wd_penalty", [self.wd_penalty])
+        if set(self.shape) != {"n", "L", "r"}:
+            raise ValueError(f"shape needs exactly n, L and r, got {sorted(self.shape)}")
+        _whole("shape", list(self.shape.values()))
 
     @property
     def checkpoints(self) -> list[int]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from .controls import CONTROLS, with_control
 from .data import batches
+from .preflight import PreflightError, check_device, check_outputs, check_shapes
 from .records import Spread, SweepReport, SweepRun, WDScales
 from .settings import AXES, SweepGrid
 from .target import Target, resolve
@@ -37,8 +39,10 @@ class SweepError(ValueError):
 
 
 def best_lr(lrs: list[float], losses: list[float]) -> float | None:
-    """Optimum of a parabola in log2(lr) through the best grid point and its neighbours."""
-    finite = [(lr, loss) for lr, loss in zip(lrs, losses, strict=True) if loss is not None and math.isfinite(loss)]
+    """Optimum of a parabola in log2(lr) through the best grid point and its neighbours (in LR
+    order, whatever the order given); None where every run diverged."""
+    finite = sorted((lr, loss) for lr, loss in zip(lrs, losses, strict=True)
+                    if loss is not None and math.isfinite(loss))
     if not finite:
         return None
     xs, ys = np.log2([lr for lr, _ in finite]), np.array([loss for _, loss in finite])
@@ -50,10 +54,13 @@ def best_lr(lrs: list[float], losses: list[float]) -> float | None:
     return float(2 ** xs[i])
 
 
-def shift(optima: list[float | None]) -> float:
-    """Spread of the optimal LRs in octaves (0 for fewer than two finite optima)."""
+def shift(optima: list[float | None]) -> float | None:
+    """Spread of the optimal LRs in octaves; None unless every point has one (a point whose runs all
+    diverged has no optimum, and a shift without it would understate the spread)."""
+    if len(optima) < 2 or any(o is None for o in optima):
+        return None
     found = [o for o in optima if o is not None]
-    return float(np.log2(max(found) / min(found))) if len(found) > 1 else 0.0
+    return float(np.log2(max(found) / min(found)))
 
 
 def wd_scale(wds: list[float], losses: list[float], penalty: float) -> float | None:
@@ -71,8 +78,15 @@ def wd_scale(wds: list[float], losses: list[float], penalty: float) -> float | N
     return None
 
 
-def spread(values: list[float]) -> Spread:
-    return Spread(values, float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+def spread(values: list[float | None]) -> Spread:
+    """Mean and sd of the values that exist (None where too few do)."""
+    found = [v for v in values if v is not None]
+    return Spread(values, float(np.mean(found)) if found else None,
+                  float(np.std(found, ddof=1)) if len(found) > 1 else None)
+
+
+def _largest(shifts: list[float | None]) -> float | None:
+    return None if any(s is None for s in shifts) else max(s for s in shifts if s is not None)
 
 
 # --- grid: train every run --------------------------------------------------------------------
@@ -186,10 +200,16 @@ def summarize(target: Target, grid: SweepGrid, runs: list[SweepRun], control: st
         command=command, target=target.name, source=target.source, parametrization=target.parametrization,
         control=control, control_effect=CONTROLS[control].effect if control else None, axis=grid.axis,
         values=list(grid.values), shape=dict(grid.shape), steps=grid.steps, checkpoints=grid.checkpoints,
-        seeds=grid.seeds, runs=runs, shift_log2=max(shift([r.best_lr for r in rs]) for rs in by_wd.values()),
-        shift_log2_half=max(shift([r.best_lr_half for r in rs]) for rs in by_wd.values()),
+        seeds=grid.seeds, runs=runs, shift_log2=_largest([shift([r.best_lr for r in rs]) for rs in by_wd.values()]),
+        shift_log2_half=_largest([shift([r.best_lr_half for r in rs]) for rs in by_wd.values()]),
         shift_log2_seeds={str(wd): spread(v) for wd, v in seed_shift.items()},
         wd=wd_scales(runs, grid) if len(grid.wds) > 1 else None)
+
+
+def _octaves(x: float | None, sd: float | None = None) -> str:
+    if x is None:
+        return "none (too few converged runs)"
+    return f"{x:.2f}" + ("" if sd is None else f" ± {sd:.2f}")
 
 
 def _echo_report(echo: Echo, rep: SweepReport, grid: SweepGrid) -> None:
@@ -201,13 +221,25 @@ def _echo_report(echo: Echo, rep: SweepReport, grid: SweepGrid) -> None:
         s = rep.shift_log2_seeds[str(wd)]
         curve = shift([r.best_lr for r in rep.runs if r.wd == wd])
         echo(f"[{label}] optimal LR shift across {grid.axis} {list(grid.values)} (wd {wd}): "
-             f"seed-mean curve {curve:.2f} octaves; per seed {s.mean:.2f} ± {s.sd:.2f}")
+             f"seed-mean curve {_octaves(curve)} octaves; per seed {_octaves(s.mean, s.sd)}")
     if rep.wd is not None:
         w = rep.wd
         scales = ", ".join("beyond the grid" if x is None else f"{x:.3g}" for x in w.wd_scale["mean_curve"])
         echo(f"[{label}] WD scale (loss +{grid.wd_penalty:g} over wd {grid.wds[0]:g}) across {grid.axis} "
-             f"{list(grid.values)}: {scales}; shift {w.wd_shift_log2:.2f} octaves; per seed "
-             f"{w.wd_shift_log2_seeds.mean:.2f} ± {w.wd_shift_log2_seeds.sd:.2f}")
+             f"{list(grid.values)}: {scales}; shift {_octaves(w.wd_shift_log2)} octaves; per seed "
+             f"{_octaves(w.wd_shift_log2_seeds.mean, w.wd_shift_log2_seeds.sd)}")
+
+
+def _preflight(target: Target, grid: SweepGrid, device: str, out_dir: str | None, stem: str,
+               inputs: Sequence[str | Path]) -> None:
+    """Before any training: the device computes, every shape builds, the report can be written."""
+    try:
+        check_device(device)
+        check_shapes(target, [{**grid.shape, AXES[grid.axis]: v} for v in grid.values], grid.lrs[0])
+        if out_dir:
+            check_outputs(out_dir, stem, [target.source, *inputs])
+    except PreflightError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def check_grid(target: Target, grid: SweepGrid, runner: str) -> None:
@@ -216,28 +248,28 @@ def check_grid(target: Target, grid: SweepGrid, runner: str) -> None:
     if runner != "local" and target.recipe is None:
         raise SweepError("a parallel sweep rebuilds the target in each worker: make it with "
                          "mup_derive.validate.target.resolve")
-    if list(grid.wds) != sorted(set(grid.wds)):
-        raise SweepError(f"wds must be distinct and ascending, got {list(grid.wds)}")
     if grid.axis not in AXES:
         raise SweepError(f"unknown axis {grid.axis!r}; one of {sorted(AXES)}")
 
 
 def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, device: str = "cpu",
               runner: str = "local", workers: int = 0, out_dir: str | None = None, name: str | None = None,
-              command: str = "", echo: Echo = print) -> SweepReport:
+              command: str = "", echo: Echo = print, inputs: Sequence[str | Path] = ()) -> SweepReport:
     """Sweep ``grid`` on ``target`` (``control`` breaks one μP rule first); ``runner`` is ``local``
-    (sequential), ``processes`` or ``ray`` (``workers`` at a time, identical results).  Writes JSON + PNG."""
+    (sequential), ``processes`` or ``ray`` (``workers`` at a time, identical results).  Writes JSON, CSV
+    and PNG to ``out_dir`` (never over the target's rules or ``inputs``, e.g. a text file it trains on)."""
     check_grid(target, grid, runner)
     try:
         target = with_control(target, control)
     except ValueError as exc:
         raise SweepError(str(exc)) from None
+    stem = name or f"sweep_{target.name}_{target.parametrization}{'_' + control if control else ''}_{grid.axis}"
+    _preflight(target, grid, device, out_dir, stem, inputs)
     runs = optima(grid, train_grid(target, grid, control, device, runner, workers, echo))
     report = summarize(target, grid, runs, control, command)
     _echo_report(echo, report, grid)
     if out_dir:
         from .plots import plot_sweep
         from .report import write_report
-        stem = f"sweep_{target.name}_{target.parametrization}{'_' + control if control else ''}_{grid.axis}"
-        echo(f"wrote {write_report(out_dir, name or stem, report, plot_sweep)} and .png")
+        echo(f"wrote {write_report(out_dir, stem, report, plot_sweep, inputs=inputs)}, .csv and .png")
     return report

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -76,10 +77,14 @@ def gqa_target(module: str | Path | RulesModule, parametrization: str = "mup", t
                batch: int = 16, seq: int = 32) -> Target:
     """The generated GQA transformer of ``module`` (path or loaded module) on the synthetic Markov
     task, or on the bytes of the file ``text``."""
-    try:
-        mod = load_rules(module) if isinstance(module, (str, Path)) else module
-    except NotRules as exc:
-        raise TargetError(str(exc)) from None
+    if isinstance(module, str | Path):
+        _import(str(module))
+        try:
+            mod = load_rules(module)
+        except NotRules as exc:
+            raise TargetError(str(exc)) from None
+    else:
+        mod = module
     if not hasattr(mod, "GQATransformer"):
         raise TargetError(f"{getattr(mod, '__file__', mod)}: not a generated module with a GQA model; "
                           "pass FILE.py:FACTORY for another model")
@@ -99,9 +104,16 @@ def gqa_target(module: str | Path | RulesModule, parametrization: str = "mup", t
                   source=str(mod.__file__))
 
 
+def _import(path: str, fresh: bool = False) -> ModuleType:
+    """Import a target file; any failure (not Python, a syntax error, an error while it runs) is named."""
+    try:
+        return load_module(path, fresh=fresh)
+    except Exception as exc:       # the file is the user's code: whatever it raises is reported, not a traceback
+        raise TargetError(f"{path}: cannot be imported as Python ({type(exc).__name__}: {exc})") from None
+
+
 def _factory(path: str, factory: str, spec: str) -> Callable[..., Any]:
-    module = load_module(path, fresh=True)
-    fn = getattr(module, factory, None)
+    fn = getattr(_import(path, fresh=True), factory, None)
     if not callable(fn):
         raise TargetError(f"target {spec!r}: {path} defines no function {factory!r}")
     return fn
@@ -109,8 +121,8 @@ def _factory(path: str, factory: str, spec: str) -> Callable[..., Any]:
 
 def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
     """``FILE.py`` (a generated module with its model; ``options`` are :func:`gqa_target`'s) or
-    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization, ...) -> Target`` for any model; it
-    gets those of the options it names, e.g. ``batch`` and ``seq``)."""
+    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization, ...) -> Target`` for any model; an
+    option it does not name, e.g. ``text``, is refused rather than ignored)."""
     path, _, factory = spec.partition(":")
     if not Path(path).is_file():
         raise TargetError(f"target {spec!r}: no file {path!r}")
@@ -119,7 +131,11 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
         return replace(gqa_target(path, parametrization, **options), recipe=recipe)
     fn = _factory(path, factory, spec)
     accepted = inspect.signature(fn).parameters
-    target = fn(parametrization, **{k: v for k, v in options.items() if k in accepted})
+    ignored = sorted(set(options) - set(accepted))
+    if ignored:
+        raise TargetError(f"target {spec!r}: {factory}() takes no {ignored[0]!r} option, so it would be ignored; "
+                          f"drop --{ignored[0]}")
+    target = fn(parametrization, **options)
     if not isinstance(target, Target):
         raise TargetError(f"target {spec!r}: {factory}() returned {type(target).__name__}, not a Target")
     return replace(target, recipe=recipe)

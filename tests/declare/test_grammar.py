@@ -38,3 +38,28 @@ def test_declared_names_shadow_nothing():
                      dims={"N": 2, "gamma": 3}, scaled={"E": "experts"})
     assert str(a.ops[0].fan_in) == "N*n" and a.ops[0].fan_out.free_symbols == {
         sp.Symbol(s, positive=True) for s in ("E", "gamma", "n")}
+
+
+@pytest.mark.parametrize("expr,msg", [
+    ("sqrt(" * 20 + "n" + ")" * 20, "nests deeper"),            # evaluated once per level, refused past 16
+    ("((((2**64)**64)**64)**64)**64", "out of range"),            # no giant integers
+    ("((((n**64)**64)**64)**64)**64", "degree above"),            # no giant exponents
+    ("(" * 300 + "n" + ")" * 300, "at most 200"),
+    ("+".join(["n"] * 40), "more than 64"),
+])
+def test_work_is_bounded(expr, msg):
+    with pytest.raises(DeclarationError, match=msg):
+        architecture("a", [{**GOOD, "fan_in": expr}])
+
+
+@pytest.mark.parametrize("expr", ["n/(r-1)", "sqrt(n-2000)", "(n-2000)**(1/2)", "n**64*2**64"])
+def test_undefined_or_overflowing_values_are_named(expr):
+    with pytest.raises(DeclarationError, match="positive dimension") as err:
+        architecture("a", [{**GOOD, "fan_in": expr}])
+    assert err.value.field == "fan_in"
+
+
+@pytest.mark.parametrize("name", ["lambda", "min", "print"])
+def test_scaled_symbols_that_python_cannot_take_are_refused(name):
+    with pytest.raises(DeclarationError, match="Python keywords"):
+        architecture("a", [GOOD], scaled={name: "bad"})

@@ -169,3 +169,46 @@ def test_every_rule_sits_under_its_reason():
                                                                          "gauge", "LLN", "CLT")), (key, reason)
     adamw = [line for line, key in keys if key == "lr_adamw"]
     assert comments[adamw[0] - 1].startswith("# adamw: ||dA|| = sqrt(fan_out/fan_in)")
+
+
+def test_a_missing_signature_is_refused_unless_accepted(gen):
+    model = gen.GQATransformer(width=64, depth=2)
+    unsigned = {k: v for k, v in model.state_dict().items() if k != "mup_signature"}
+    with pytest.raises(RuntimeError, match="no mup_signature"):
+        gen.GQATransformer(width=64, depth=2).load_state_dict(unsigned, strict=False)
+    other = gen.GQATransformer(width=64, depth=2)
+    other.accept_unsigned = True
+    other.load_state_dict(unsigned, strict=False)
+
+
+def test_signatures_compare_exactly_and_name_the_difference(gen):
+    with pytest.raises(RuntimeError, match="shape L 100 vs 101"):
+        gen.GQATransformer(width=64, depth=101).load_state_dict(gen.GQATransformer(width=64, depth=100).state_dict())
+
+
+@pytest.mark.parametrize("op,key,message", [("qq", "lr_adam", "unknown op"), ("q", "lr_adma", "unknown rule")])
+def test_misspelt_ops_and_rules_are_errors(gen, op, key, message):
+    with pytest.raises(ValueError, match=message):
+        gen.ratio(op, key, gen.BASE_SHAPE)
+
+
+@pytest.mark.parametrize("kw", [dict(lr=float("nan")), dict(lr=-1.0), dict(lr=1e-3, weight_decay=float("inf")),
+                                dict(lr=1e-3, eps=0.0)])
+def test_hyperparameters_must_be_finite(gen, kw):
+    with pytest.raises(ValueError, match="finite number"):
+        gen.param_groups(gen.GQATransformer(width=64, depth=2), **kw)
+
+
+def test_overlapping_globs_are_an_error(gen, monkeypatch):
+    model = gen.GQATransformer(width=64, depth=2)
+    monkeypatch.setitem(gen.DECLARED["embedding"], "params", ["tok_emb.weight", "lm_head.weight"])
+    with pytest.raises(ValueError, match="matched by the params globs of ops"):
+        gen.param_groups(model, lr=1e-3)
+
+
+def test_an_op_that_governs_nothing_is_an_error(gen, monkeypatch):
+    model = gen.GQATransformer(width=64, depth=2)
+    monkeypatch.setitem(gen.DECLARED["mlp_norm"], "params", ["nowhere.weight"])
+    monkeypatch.setitem(gen.DECLARED["final_norm"], "params", ["final_norm.weight", "blocks.*.mlp_norm.weight"])
+    with pytest.raises(ValueError, match="op 'mlp_norm' governs no parameter"):
+        gen.assert_shapes(model)

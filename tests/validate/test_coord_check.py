@@ -96,11 +96,16 @@ def test_model_not_of_the_declaration():
         run_coord_check(bad, ["width"], CheckSettings(widths=(64, 128)), echo=quiet)
 
 
-@pytest.mark.parametrize("settings,message", [(CheckSettings(seeds=1), "seeds >= 2"),
-                                              (CheckSettings(widths=(64, 64)), "two distinct")])
-def test_settings_that_cannot_give_a_verdict_are_refused(settings, message):
-    with pytest.raises(CheckError, match=message):
-        run_coord_check(gqa_target(GENERATED), ["width"], settings, echo=quiet)
+def test_one_width_cannot_give_a_slope():
+    with pytest.raises(CheckError, match="two distinct"):
+        run_coord_check(gqa_target(GENERATED), ["width"], CheckSettings(widths=(64, 64)), echo=quiet)
+
+
+@pytest.mark.parametrize("kw,message", [(dict(seeds=1), "at least 2"), (dict(lr=float("nan")), "lr must be"),
+                                        (dict(widths=(0, 64)), "widths must be"), (dict(band=-1.0), "band must")])
+def test_settings_that_cannot_give_a_verdict_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        CheckSettings(**kw)
 
 
 MQA_TOML = """

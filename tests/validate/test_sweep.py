@@ -107,3 +107,19 @@ def test_lr_sweep_on_granite(tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "granite.json").read_text())
     assert rep["target"] == "hf_granite" and all(math.isfinite(x) for r in rep["runs"] for x in r["losses"])
+
+
+def test_the_grid_is_sorted_and_without_repeats():
+    grid = SweepGrid(axis="width", values=(128, 64, 64), lrs=(4e-3, 1e-3, 4e-3), wds=(1.0, 0.0))
+    assert grid.values == (64, 128) and grid.lrs == (1e-3, 4e-3) and grid.wds == (0.0, 1.0)
+
+
+def test_the_optimum_does_not_depend_on_the_order_of_the_lrs():
+    lrs, losses = [1e-3, 2e-3, 4e-3, 8e-3], [2.0, 1.5, 1.6, 2.5]
+    order = [2, 0, 3, 1]
+    assert best_lr([lrs[i] for i in order], [losses[i] for i in order]) == pytest.approx(best_lr(lrs, losses))
+
+
+def test_a_point_without_an_optimum_gives_no_shift():
+    from mup_derive.validate.sweep import shift
+    assert shift([1e-3, None]) is None and shift([1e-3, 2e-3]) == pytest.approx(1.0)

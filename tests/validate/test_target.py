@@ -31,9 +31,18 @@ def test_resolve_a_generated_module_keeps_its_recipe():
     assert target.recipe == (str(GENERATED), "sp", (("batch", 2), ("seq", 16)))
 
 
-def test_resolve_a_factory_passes_the_options_it_names():
-    target = resolve(f"{EXAMPLES / 'mlp_target.py'}:target", "mup", batch=2, seq=16)
-    assert target.name == "mlp"
+def test_resolve_a_factory():
+    assert resolve(f"{EXAMPLES / 'mlp_target.py'}:target", "mup").name == "mlp"
+
+
+def test_an_option_the_factory_would_ignore_is_refused():
+    with pytest.raises(TargetError, match="takes no 'batch' option"):
+        resolve(f"{EXAMPLES / 'mlp_target.py'}:target", "mup", batch=2)
+
+
+def test_a_toml_file_is_not_a_target():
+    with pytest.raises(TargetError, match="cannot be imported as Python"):
+        resolve(str(EXAMPLES / "gqa_transformer.toml"))
 
 
 @pytest.mark.parametrize("spec,message", [
