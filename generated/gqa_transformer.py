@@ -33,7 +33,7 @@ DECLARED = {
     "v": {"role": "hidden", "branch": True, "correlated": True,
           "init": "normal", "params": ['blocks.*.attn.v.weight'],
           "shape": lambda n, L, r: (n, n, n/r)},
-    "attn_logits": {"role": "contraction", "branch": False, "correlated": True,
+    "attn_logits": {"role": "contraction", "branch": True, "correlated": True,
                     "init": "normal", "params": [],
                     "shape": lambda n, L, r: ((1/8)*n, 1, min(1, (1/8)*n))},
     "o": {"role": "hidden", "branch": True, "correlated": True,

@@ -254,8 +254,9 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--batch", default=CHECK.batch, show_default=True, type=click.IntRange(1, MAX_BATCH),
               help="Sequences in the one batch that is trained on and probed (built-in model).")
 @click.option("--seq", default=CHECK.seq, show_default=True, type=click.IntRange(1, MAX_SEQ))
-@click.option("--alpha", default=CHECK.alpha, show_default=True, callback=_positive(2.0),
-              help="Depth exponent the check expects: per-layer dW.x of a branch op ~ L^(alpha-1).")
+@click.option("--alpha", default=None, type=float, callback=_positive(2.0),
+              help="Depth exponent the check expects (per-layer dW.x of a branch op ~ L^(alpha-1)); default: "
+                   "the rules module's own, read from its residual multiplier.")
 @click.option("--band", default=CHECK.band, show_default=True, callback=_positive(2.0),
               help="Half-width of the band of slopes around the theoretical one that counts as Theta.")
 @click.option("--parametrization", type=click.Choice(["mup", "sp", "both"]), default="both", show_default=True)
@@ -264,28 +265,48 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--steps", default=CHECK.steps, show_default=True, type=click.IntRange(1, MAX_STEPS))
 @click.option("--seeds", default=CHECK.seeds, show_default=True, type=click.IntRange(2, MAX_SEEDS),
               help="Seeds per shape; their spread gives each slope's confidence interval.")
+@click.option("--max-seeds", default=CHECK.max_seeds, show_default=True, type=click.IntRange(2, MAX_SEEDS),
+              help="An inconclusive axis gets --seeds more seeds at a time, up to this many.")
+@click.option("--seed-offset", default=0, show_default=True, type=click.IntRange(0, 10 ** 6),
+              help="Seeds are OFFSET, OFFSET+1, ...: rerun any seed set of a calibration.")
+@click.option("--eps", "base_eps", default=CHECK.eps, show_default=True, callback=_positive(1.0),
+              help="AdamW's base eps (scaled per op by the rules).")
+@click.option("--plot-steps", is_flag=True, help="Plot the change since init at every step.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[int], axes: str, lr: float,
-                batch: int, seq: int, alpha: float, band: float, parametrization: str, control: str | None,
-                steps: int, seeds: int, device: str, out_dir: str) -> None:
+                batch: int, seq: int, alpha: float | None, band: float, parametrization: str, control: str | None,
+                steps: int, seeds: int, max_seeds: int, seed_offset: int, base_eps: float, plot_steps: bool,
+                device: str, out_dir: str) -> None:
     """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
-    RMS, its change and its own dW.x along each axis, and test them against muP theory."""
+    RMS, its change and its own dW.x along each axis, and test them against muP theory.
+
+    Exit status: 0 when every run gave its expected verdict (muP passes; SP and a control fail),
+    1 when one did not, 3 when one stayed inconclusive after --max-seeds seeds."""
     from .validate.coord_check import run_coord_check
     from .validate.trace import CheckError
     chosen = _axes(axes)
-    settings = CheckSettings(widths=tuple(widths), ratios=tuple(ratios), depths=tuple(depths), steps=steps, lr=lr,
-                             seeds=seeds, alpha=alpha, band=band, batch=batch, seq=seq)
-    failed = []
+    try:
+        settings = CheckSettings(widths=tuple(widths), ratios=tuple(ratios), depths=tuple(depths), steps=steps,
+                                 lr=lr, seeds=seeds, alpha=alpha, band=band, batch=batch, seq=seq,
+                                 max_seeds=max(seeds, max_seeds), seed_offset=seed_offset, eps=base_eps)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    outcomes = []
     for p in _parametrizations(parametrization, control):
         try:
             rep = run_coord_check(_target(target, p, batch=batch, seq=seq), chosen, settings, device=device,
-                                  control=control, out_dir=out_dir, command=_command(), echo=click.echo)
-        except CheckError as exc:
+                                  control=control, out_dir=out_dir, command=_command(), echo=click.echo,
+                                  per_step_plot=plot_steps)
+        except (CheckError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        failed += [p] if (p == "mup" and not control and not rep.passed) else []
-    if failed:
-        raise SystemExit(1)   # SP and controls are expected to fail; muP failing is an error
+        expected = "pass" if p == "mup" and not control else "fail"
+        outcomes.append("inconclusive" if rep.verdict == "inconclusive" else
+                        "expected" if rep.verdict == expected else "unexpected")
+    if "unexpected" in outcomes:
+        raise SystemExit(1)   # muP failing, or SP or a control passing: the check cannot tell them apart
+    if "inconclusive" in outcomes:
+        raise SystemExit(3)
 
 
 @main.command()
@@ -332,6 +353,57 @@ def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list
                   name=name, command=_command(), echo=click.echo, inputs=[text] if text else [])
     except SweepError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("profile", type=click.Choice(["smoke", "gpu"]))
+@click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Train the sweeps on this text file (bytes); the gpu profile wants real text.")
+@click.option("--device", default=None, help="Default: cpu for smoke, cuda for gpu.")
+@click.option("--out", "out_dir", default=None, help="Default: out/suite_PROFILE.")
+def suite(profile: str, text: str | None, device: str | None, out_dir: str | None) -> None:
+    """The evidence campaign: coordinate checks (muP, SP, every control), LR transfer across width
+    (shift and regret) and the GQA f(r) comparison; smoke on the CPU in miniature, gpu at real widths."""
+    from .validate.preflight import PreflightError, check_device
+    from .validate.suite import PROFILES, run_suite
+    device = device or PROFILES[profile].device
+    try:
+        check_device(device)
+    except PreflightError as exc:
+        raise click.ClickException(f"{exc} (the {profile} profile runs on {PROFILES[profile].device})") from None
+    out = out_dir or f"out/suite_{profile}"
+    _out_dir(click.get_current_context(), click.Option(["--out"]), out)
+    summary = run_suite(profile, out, text=text, device=device, echo=click.echo)
+    click.echo(f"wrote {out}/summary.md and summary.json ({summary['seconds']} s)")
+    unexpected = [r["what"] for r in summary["results"] if r["expected"] in ("pass", "fail")
+                  and r["result"] != r["expected"]]
+    if unexpected:
+        click.echo(f"not as expected: {', '.join(unexpected)}")
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--profile", type=click.Choice(["smoke", "cpu"]), default="smoke", show_default=True)
+@click.option("--seed-sets", default=2, show_default=True, type=click.IntRange(1, 200))
+@click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Add a cell on this text file's bytes.")
+@click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
+def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str) -> None:
+    """Measure the coordinate check's false-fail rate on correct muP and false-pass rate on every
+    negative control, over a grid of settings and disjoint seed sets."""
+    from .validate.calibrate import calibrate as run
+    from .validate.plots import plot_calibration
+    from .validate.report import write_report
+    def save(report: Any) -> None:
+        write_report(out_dir, f"calibration_{profile}", report, plot_calibration)
+
+    report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save)
+    path = Path(out_dir) / f"calibration_{profile}.json"
+    for c in report.cells:
+        fails = ", ".join(f"{a} {r.count}/{r.runs}" for a, r in c.mup_fail.items())
+        passes = ", ".join(f"{k} {r.count}/{r.runs}" for k, r in c.control_pass.items())
+        click.echo(f"  {c.cell}: muP false fails {fails}; control false passes {passes}")
+    click.echo(f"wrote {path}, .csv and .png")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,6 @@ for c in "" "--control wd-unscaled"; do
   mup-derive sweep $gqa --axis width --values 64,128,256 --lrs 1.5e-3 --wds 0,1,2,4,8,16 --steps 200 --seeds 3 \
     $c --out $out --name sweep_wd_width_mup${c:+_wd-unscaled}
 done
+
+# Calibration of the coordinate check (equivalence verdict): muP false fails, control false passes.
+mup-derive calibrate --profile cpu --seed-sets 8 --text LICENSE --out $out

@@ -88,6 +88,7 @@ class Control:
     effect: str
     edit: Callable[[Edit], bool] | None = None               # per op
     edit_module: Callable[[RulesModule], bool] | None = None  # once, for rules outside the ops
+    axis: str = "width"                                      # the axis along which it shows
 
 
 CONTROLS = {
@@ -97,9 +98,9 @@ CONTROLS = {
                                           "instead of 1/d_head", attn_sqrt_d),
     "no-output-mult": Control("coord-check", "output layer at SP fan-in init, without muP's extra 1/sqrt(n)",
                               no_output_mult),
-    "kv-lr-r": Control("coord-check", "rank-deficient (K/V) LRs grow with f(r) = r", kv_lr_r),
+    "kv-lr-r": Control("coord-check", "rank-deficient (K/V) LRs grow with f(r) = r", kv_lr_r, axis="ratio"),
     "no-residual-mult": Control("coord-check", "residual branches without the L^-alpha multiplier",
-                                edit_module=no_residual_mult),
+                                edit_module=no_residual_mult, axis="depth"),
     "wd-unscaled": Control("sweep", "weight decay kept at its base value at every shape, so eta*lambda of weights "
                                     "whose LR scales shrinks with it (e.g. like 1/n for hidden weights under Adam)",
                            wd_unscaled),
@@ -111,19 +112,31 @@ def exposed_by(check: str) -> list[str]:
     return sorted(name for name, c in CONTROLS.items() if c.check == check)
 
 
-def broken(rules: RulesModule, name: str) -> RulesModule:
-    """A fresh copy of the generated ``rules`` module with the ``name`` control applied."""
+def _apply(mod: RulesModule, name: str) -> list[str]:
+    """Apply the ``name`` control to ``mod`` in place; the ops (and 'residual') it edited."""
     if name not in CONTROLS:
         raise ValueError(f"unknown control {name!r}; one of {sorted(CONTROLS)}")
-    control, mod = CONTROLS[name], load_rules(rules.__file__, fresh=True)
+    control = CONTROLS[name]
     mup, sp = mod.RULES["mup"], mod.RULES["sp"]
     hit = [op for op, decl in mod.DECLARED.items()
            if control.edit is not None and control.edit(Edit(decl, mup.setdefault(op, {}), sp.get(op, {}), mod))]
     if control.edit_module is not None and control.edit_module(mod):
         hit.append("residual")
     if not hit:
-        raise ValueError(f"control {name!r} changes nothing in {rules.__file__}: no op it applies to")
+        raise ValueError(f"control {name!r} changes nothing in {mod.__file__}: no op it applies to")
+    return hit
+
+
+def broken(rules: RulesModule, name: str) -> RulesModule:
+    """A fresh copy of the generated ``rules`` module with the ``name`` control applied."""
+    mod = load_rules(rules.__file__, fresh=True)
+    _apply(mod, name)
     return mod
+
+
+def edited_ops(rules: RulesModule, name: str) -> list[str]:
+    """The ops (and 'residual') that the ``name`` control edits in ``rules``."""
+    return _apply(load_rules(rules.__file__, fresh=True), name)
 
 
 def with_control(target: Target, name: str | None) -> Target:

@@ -6,16 +6,24 @@ the same at every shape), recorded before training and after every step (:mod:`.
 Each metric is fitted against the axis on log-log scales, one slope per seed; a label passes
 when, at every recorded step, the 95% confidence interval of the mean slope meets the band of
 slopes μP theory predicts (:mod:`.expect`) widened by ± ``band``.
+
+The verdict is an equivalence test: a step PASSES when the CI lies inside the band, FAILS when it
+lies outside, and is INCONCLUSIVE otherwise; an inconclusive axis gets more seeds (up to
+``max_seeds``) before the verdict.  Each report states the smallest deviation from the allowed
+range that the run could have detected (the band plus the CI's width).
 """
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 from tqdm import tqdm
 
-from .controls import CONTROLS, with_control
+from .controls import CONTROLS, edited_ops, with_control
 from .expect import expected, slope
 from .preflight import PreflightError, check_device, check_outputs, check_shapes
 from .records import AxisResult, CheckReport, LabelResult, MetricFit
@@ -30,60 +38,104 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
 
+PASS, FAIL, INCONCLUSIVE, UNJUDGED = "pass", "fail", "inconclusive", "unjudged"
+VERDICT_WORDS = {PASS: "PASSED", FAIL: "FAILED", INCONCLUSIVE: "INCONCLUSIVE"}
+
+
 def t95(df: int) -> float:
     return T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96
 
 
+def judge(ci: tuple[float, float], allowed: tuple[float, float], band: float) -> str:
+    """Equivalence: PASS when the CI lies inside the band, FAIL when it lies outside, else INCONCLUSIVE."""
+    lo, hi = allowed[0] - band, allowed[1] + band
+    if lo <= ci[0] and ci[1] <= hi:
+        return PASS
+    if ci[1] < lo or ci[0] > hi:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """FAIL if any fails, else INCONCLUSIVE if any is, else PASS (unjudged steps count for nothing)."""
+    vs = set(verdicts)
+    return FAIL if FAIL in vs else INCONCLUSIVE if INCONCLUSIVE in vs else PASS
+
+
 def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis: str, base: dict[str, int],
         s: CheckSettings) -> MetricFit:
-    """Per-seed slopes of one metric along the axis at every step, their CI, and the verdict per step."""
-    values, steps, seeds = s.values(axis), s.steps, s.seeds
-    first = 1 if metric != "rms" else 0           # a change is zero at init
+    """Per-seed slopes of one metric along the axis at every step, their CI, and the verdict per step.
+    A step where some value is exactly zero (a zero-initialised query's logits at init) has no scale
+    to fit and is not judged, nor is a change at init."""
+    values, steps, seeds = s.values(axis), s.steps, len(runs[0])
     y = np.array([[r[label][metric] for r in per] for per in runs])              # value, seed, step
-    slopes = np.array([[slope(values, y[:, i, t]) if t >= first else 0.0 for t in range(steps + 1)]
+    judged = [t >= (1 if metric != "rms" else 0) and bool(np.all(y[:, :, t] > 0)) for t in range(steps + 1)]
+    slopes = np.array([[slope(values, y[:, i, t]) if judged[t] else 0.0 for t in range(steps + 1)]
                        for i in range(seeds)])                                  # seed, step
     mean, sd = slopes.mean(0), slopes.std(0, ddof=1)
     half = t95(seeds - 1) * sd / math.sqrt(seeds)
     ci = np.stack([mean - half, mean + half], 1)
     decl = target.rules.DECLARED.get(label)
-    exp = [expected(decl, metric, t, axis, values, base, s.alpha) for t in range(steps + 1)]
-    ok = [bool(t < first or (ci[t, 0] <= exp[t][1] + s.band and ci[t, 1] >= exp[t][0] - s.band))
-          for t in range(steps + 1)]
+    alpha = s.alpha if s.alpha is not None else s.alpha_or(target)
+    exp = [expected(decl, metric, t, axis, values, base, alpha) for t in range(steps + 1)]
+    verdict = [judge((ci[t, 0], ci[t, 1]), exp[t], s.band) if judged[t] else UNJUDGED for t in range(steps + 1)]
+    detectable = max((s.band + 2 * half[t] for t in range(steps + 1) if judged[t]), default=0.0)
     return MetricFit(mean=y.mean(1).tolist(), slope=mean.tolist(), ci=ci.tolist(), seed_slopes=slopes.tolist(),
-                     expected=[list(e) for e in exp], judged_from_step=first, passed=ok, seed_values=y.tolist())
+                     expected=[list(e) for e in exp], verdict=verdict, detectable=float(detectable),
+                     seed_values=y.tolist())
 
 
-def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu") -> AxisResult:
-    """Trace every (value, seed) along ``axis`` and fit every label's metrics."""
-    values, base, key = s.values(axis), s.base(axis), AXES[axis]
-    jobs = tqdm([(v, i) for v in values for i in range(s.seeds)], desc=f"coord-check {axis}", disable=None)
-    traced = [trace(target, {**base, key: v}, s.steps, s.lr, i, device) for v, i in jobs]
-    res = AxisResult(values=values, base=base, diverged=[t for t in traced if isinstance(t, str)])
-    if res.diverged:
-        return res
-    series = [t for t in traced if not isinstance(t, str)]
-    runs = [series[i * s.seeds:(i + 1) * s.seeds] for i in range(len(values))]
+def _fit_all(target: Target, axis: str, s: CheckSettings, runs: list[list[Series]], res: AxisResult) -> None:
+    base = res.base
     for label, metrics in runs[0][0].items():
         fits = {m: fit(target, label, m, runs, axis, base, s) for m in metrics}
-        res.labels[label] = LabelResult(fits, passed=all(all(f.passed) for f in fits.values()))
-    res.passed = all(lab.passed for lab in res.labels.values())
+        res.labels[label] = LabelResult(fits, verdict=combine(v for f in fits.values() for v in f.verdict))
+    res.verdict = combine(lab.verdict for lab in res.labels.values())
+    res.detectable = max((f.detectable for lab in res.labels.values() for f in lab.metrics.values()), default=0.0)
+
+
+def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", echo: Echo = print) -> AxisResult:
+    """Trace every (value, seed) along ``axis`` and fit every label's metrics; while the verdict is
+    INCONCLUSIVE, trace ``s.seeds`` more seeds (up to ``s.max_seeds``) and fit again.  Each run's init
+    and data come from its own seed alone, so no result depends on what ran before it."""
+    values, base, key = s.values(axis), s.base(axis), AXES[axis]
+    res = AxisResult(values=values, base=base, diverged=[])
+    traced: dict[int, list[Series]] = {v: [] for v in values}
+    seeds = 0
+    while seeds < s.max_seeds and (seeds == 0 or res.verdict == INCONCLUSIVE):
+        more = list(range(seeds, min(s.max_seeds, seeds + s.seeds)))
+        jobs = [(v, i) for v in values for i in more]
+        for v, i in tqdm(jobs, desc=f"coord-check {axis}", disable=None):
+            out = trace(target, {**base, key: v}, s.steps, s.lr, s.seed_offset + i, device, s.eps)
+            if isinstance(out, str):
+                res.diverged.append(out)
+            else:
+                traced[v].append(out)
+        seeds += len(more)
+        if not sys.stderr.isatty():
+            echo(f"  {axis}: traced {len(jobs)} runs ({seeds} seeds per value)")
+        if res.diverged:
+            res.verdict = FAIL
+            return res
+        _fit_all(target, axis, s, [traced[v] for v in values], res)
+    res.seeds = seeds
     return res
 
 
 def describe(m: MetricFit, band: float) -> str:
-    """Slope, CI and allowed range at the first failing step (the last step if none fails)."""
-    t = next((i for i, ok in enumerate(m.passed) if not ok), len(m.passed) - 1)
+    """Slope, CI and allowed range at the first failing (else inconclusive, else last judged) step."""
+    judged = [t for t, v in enumerate(m.verdict) if v != UNJUDGED] or [len(m.verdict) - 1]
+    t = next((t for t in judged if m.verdict[t] == FAIL), next((t for t in judged if m.verdict[t] == INCONCLUSIVE),
+                                                               judged[-1]))
     lo, hi = m.ci[t]
     elo, ehi = m.expected[t]
-    return (f"{m.slope[t]:+.2f} [{lo:+.2f},{hi:+.2f}] vs [{elo - band:+.2f},{ehi + band:+.2f}]"
-            + ("" if m.passed[t] else f" FAIL@{t}"))
+    tag = {FAIL: f" FAIL@{t}", INCONCLUSIVE: f" INCONCLUSIVE@{t}"}.get(m.verdict[t], "")
+    return f"{m.slope[t]:+.2f} [{lo:+.2f},{hi:+.2f}] vs [{elo - band:+.2f},{ehi + band:+.2f}]{tag}"
 
 
 def check_arguments(axes: Iterable[str], s: CheckSettings) -> list[str]:
     """The axes to run, after checking that the settings can give a verdict on them."""
     chosen = list(axes)
-    if s.steps < 1 or s.seeds < 2:
-        raise CheckError("a coordinate check needs steps >= 1 and seeds >= 2 (for a confidence interval)")
     for axis in chosen:
         if axis not in AXES:
             raise CheckError(f"unknown axis {axis!r}; one of {sorted(AXES)}")
@@ -94,11 +146,21 @@ def check_arguments(axes: Iterable[str], s: CheckSettings) -> list[str]:
 
 
 def _echo_axis(echo: Echo, name: str, axis: str, res: AxisResult, band: float) -> None:
-    echo(f"[{name}] {axis} {res.values} (others {res.base}): slope, 95% CI vs allowed, at the last or first "
-         f"failing step" + (f"  DIVERGED: {res.diverged[0]}" if res.diverged else ""))
+    echo(f"[{name}] {axis} {res.values} (others {res.base}), {res.seeds} seeds: slope, 95% CI vs allowed, at the "
+         f"first failing step; smallest detectable deviation {res.detectable:.2f}"
+         + (f"  DIVERGED: {res.diverged[0]}" if res.diverged else ""))
     for label, lab in res.labels.items():
         cols = "  ".join(f"{m} {describe(v, band)}" for m, v in lab.metrics.items())
-        echo(f"  {label:12s} {'pass' if lab.passed else 'FAIL'}  {cols}")
+        echo(f"  {label:12s} {lab.verdict.upper() if lab.verdict != PASS else 'pass':12s} {cols}")
+
+
+def shown_by_target(target: Target, control: str, report: CheckReport) -> None:
+    """A control must break something the check measures on this target; otherwise the run cannot show it."""
+    measured = {label for res in report.axes.values() for label in res.labels}
+    hit = edited_ops(target.rules, control)
+    if measured and not set(hit) & measured:
+        raise CheckError(f"control {control!r} breaks {hit}, which this target does not measure "
+                         f"({sorted(measured)}): the check cannot show it here")
 
 
 def _preflight(target: Target, axes: list[str], s: CheckSettings, device: str, out_dir: str | None,
@@ -115,12 +177,13 @@ def _preflight(target: Target, axes: list[str], s: CheckSettings, device: str, o
 
 def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings: CheckSettings | None = None, *,
                     device: str = "cpu", control: str | None = None, out_dir: str | None = None, command: str = "",
-                    echo: Echo = print) -> CheckReport:
+                    echo: Echo = print, per_step_plot: bool = False) -> CheckReport:
     """Coordinate check of ``target`` along each of ``axes`` with the values in ``settings``;
     ``control`` breaks one rule first (:mod:`mup_derive.validate.controls`).  Writes JSON + PNG to ``out_dir``."""
     s = settings or CheckSettings()
     chosen = check_arguments(axes, s)
     try:
+        s = replace(s, alpha=s.alpha_or(target))       # the module's own alpha, read before a control edits it
         target = with_control(target, control)
     except ValueError as exc:
         raise CheckError(str(exc)) from None
@@ -130,15 +193,20 @@ def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings:
     report = CheckReport(command=command, target=target.name, source=target.source,
                          parametrization=target.parametrization, control=control,
                          control_effect=CONTROLS[control].effect if control else None, steps=s.steps, lr=s.lr,
-                         seeds=s.seeds, alpha=s.alpha, band=s.band)
+                         seeds=s.seeds, alpha=float(s.alpha or 1.0), band=s.band, max_seeds=s.max_seeds,
+                         seed_offset=s.seed_offset, eps=s.eps)
     for axis in chosen:
-        report.axes[axis] = run_axis(target, axis, s, device)
+        report.axes[axis] = run_axis(target, axis, s, device, echo)
         _echo_axis(echo, name, axis, report.axes[axis], s.band)
-    report.passed = all(a.passed for a in report.axes.values())
-    echo(f"[{name}] coordinate check {'PASSED' if report.passed else 'FAILED'}")
+    if control:
+        shown_by_target(target, control, report)
+    report.verdict = combine(a.verdict for a in report.axes.values())
+    report.passed = report.verdict == PASS
+    echo(f"[{name}] coordinate check {VERDICT_WORDS[report.verdict]}")
     if out_dir:
         from .plots import plot_coord_check
         from .report import write_report
-        path = write_report(out_dir, stem, report, plot_coord_check, inputs=[target.source])
+        plot = partial(plot_coord_check, per_step=per_step_plot)
+        path = write_report(out_dir, stem, report, plot, inputs=[target.source])
         echo(f"wrote {path}, .csv and .png")
     return report

@@ -8,10 +8,14 @@
   L^-alpha, between Θ(L^(1/2-alpha)) and Θ(1);
 * an activation's change (``delta``) is its own Θ(1) update plus the init weights acting on
   changed inputs, which scale like the init output: between the two exponents.  The
-  stream's change sums L branch changes of L^-alpha, incoherent to coherent:
-  L^(1/2-alpha) to L^(1-alpha).  After a step an activation lies between its init and its change;
+  stream's change sums L branch changes of L^-alpha, each between its own update L^(alpha-1)
+  and Θ(1), incoherent to coherent: L^(-1/2) to L^(1-alpha).  After a step an activation lies
+  between its init and its change;
 * along depth a pre-norm layer reads the stream normalised; with the stream at init between
-  L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.
+  L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.  Its change is its own
+  update (L^(alpha-1) in a branch) plus the init weights acting on the stream's change, which lies
+  between L^(1/2-alpha) (branch changes adding incoherently) and L^(1-alpha) (coherently): the
+  change's exponent lies in the hull of those.
 """
 from __future__ import annotations
 
@@ -30,10 +34,12 @@ def slope(xs: list[int] | list[float], ys: list[float] | np.ndarray) -> float:
 
 
 def _stream(depth: bool, alpha: float) -> tuple[Range, Range]:
-    """Embedding + L branches x L^-alpha, incoherent .. coherent: (init, change) ranges."""
+    """Embedding + L branches x L^-alpha, incoherent .. coherent: (init, change) ranges.  A branch's
+    change lies between its own update, L^(alpha-1), and Θ(1), so L of them times L^-alpha add up to
+    between L^(1/2-alpha+alpha-1) = L^(-1/2) (incoherent, own updates) and L^(1-alpha) (coherent, Θ(1))."""
     if not depth:
         return (0.0, 0.0), (0.0, 0.0)
-    return (min(0.0, 0.5 - alpha), 0.0), (0.5 - alpha, 1.0 - alpha)
+    return (min(0.0, 0.5 - alpha), 0.0), (-0.5, 1.0 - alpha)
 
 
 def _layer(decl: OpDecl, axis: str, values: list[int], base: dict[str, int], alpha: float) -> tuple[Range, Range]:
@@ -43,9 +49,14 @@ def _layer(decl: OpDecl, axis: str, values: list[int], base: dict[str, int], alp
         fan_in = [decl["shape"](**{**base, AXES[axis]: v})[0] for v in values]
         e = -0.5 * slope(values, fan_in)          # independent terms summed with a 1/fan_in scale
     init, change = (e, e), (min(e, 0.0), max(e, 0.0))   # update Θ(1) plus init weights on changed inputs
-    if axis == "depth":                          # read through a norm of a stream between L^(1/2-alpha) and 1
-        extra = max(0.0, alpha - 0.5)
-        init, change = (init[0], init[1] + extra), (change[0], change[1] + extra)
+    if axis == "depth":
+        # read through a norm of a stream between L^(1/2-alpha) and 1: up to L^(alpha-1/2) more; the op's
+        # own update in a branch is L^(alpha-1); and the init weights act on the stream's change, which sums
+        # L branch changes of L^-alpha incoherently (L^(1/2-alpha)) to coherently (L^(1-alpha))
+        extra, own = max(0.0, alpha - 0.5), (alpha - 1.0 if decl["branch"] else 0.0)
+        stream = _stream(True, alpha)[1]
+        init = (init[0], init[1] + extra)
+        change = (min(change[0], own, stream[0]), max(change[1], own, stream[1]) + extra)
     return init, change
 
 

@@ -9,34 +9,59 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .records import CheckReport, SweepReport  # noqa: E402
+from .records import AxisResult, CheckReport, SweepReport  # noqa: E402
+from .settings import AXES  # noqa: E402
 
 PANELS = (("rms", 0, "activation RMS at init"), ("delta", -1, "change since init, last step"),
-          ("dwx", -1, "own update dW.x0, last step"))
+          ("dwx", -1, "own update (W_t - W_0) x_0, last step"))
+STYLES = ("-", "--", ":", "-.")
 
 
-def plot_coord_check(report: CheckReport, path: Path) -> None:
-    """Rows: axes; columns: activation RMS at init, its change and each layer's own dW.x at the
-    last step (seed means); the legend gives the slope at that step, dashed lines failed."""
+def _style(i: int) -> dict[str, Any]:
+    """A distinct colour per layer (20 colours)."""
+    return {"color": plt.get_cmap("tab20")(i % 20)}
+
+
+def _line(i: int) -> dict[str, Any]:
+    """A distinct colour and, past 20 layers, line style."""
+    return {**_style(i), "linestyle": STYLES[(i // 20) % len(STYLES)]}
+
+
+def _panel(ax: Any, axis: str, res: AxisResult, metric: str, step: int, title: str, band: float) -> None:
+    """Each layer's seed-mean value relative to its value at the smallest axis value, on log-log axes, with
+    the Θ(1) band (slope 0 ± band) shaded; a failing layer is drawn thick and marked in the legend."""
+    xs = res.values
+    ax.fill_between(xs, [(x / xs[0]) ** -band for x in xs], [(x / xs[0]) ** band for x in xs], color="0.85",
+                    label=f"Θ(1) ± {band:g}")
+    for i, (label, lab) in enumerate(res.labels.items()):
+        m = lab.metrics.get(metric)
+        if m is None or not m.mean or m.mean[0][step] <= 0:
+            continue
+        ys = [per_value[step] / m.mean[0][step] for per_value in m.mean]
+        verdict = m.verdict[step]
+        mark = {"fail": " ✗ FAIL", "inconclusive": " ? INCONCLUSIVE"}.get(verdict, "")
+        ax.plot(xs, ys, marker="o", lw=2.8 if verdict == "fail" else 1.2,
+                label=f"{label} {m.slope[step]:+.2f}{mark}", **_line(i))
+    ax.set(xscale="log", yscale="log", xlabel=f"{axis} ({AXES[axis]})", ylabel="seed mean / value at smallest",
+           title=f"{title} vs {axis}")
+    ax.minorticks_off()
+    ax.set_xticks(xs, [str(v) for v in xs])
+    ax.legend(fontsize=6, ncol=2)
+
+
+def plot_coord_check(report: CheckReport, path: Path, per_step: bool = False) -> None:
+    """Rows: axes; columns: activation RMS at init, its change and each layer's own update at the last
+    step (``per_step``: the change at every step instead); the legend gives each slope and marks failures."""
     axes = report.axes
-    fig, grid = plt.subplots(len(axes), len(PANELS), figsize=(15, 3.8 * len(axes)), squeeze=False)
+    panels = ([("delta", t, f"change since init, step {t}") for t in range(1, report.steps + 1)]
+              if per_step else list(PANELS))
+    fig, grid = plt.subplots(len(axes), len(panels), figsize=(5 * len(panels), 4.2 * len(axes)), squeeze=False)
     for row, (axis, res) in zip(grid, axes.items(), strict=True):
-        for ax, (metric, step, title) in zip(row, PANELS, strict=True):
-            for label, lab in res.labels.items():
-                m = lab.metrics.get(metric)
-                if m is None:
-                    continue
-                ys = [per_value[step] for per_value in m.mean]
-                ax.plot(res.values, ys, marker="o", label=f"{label} ({m.slope[step]:+.2f})",
-                        linestyle="-" if all(m.passed) else "--")
-            ax.set(xscale="log", yscale="log", xlabel=axis, title=f"{title} vs {axis}")
-            ax.minorticks_off()
-            ax.set_xticks(res.values, [str(v) for v in res.values])
-            ax.legend(fontsize=6, ncol=2)
-    verdict = "PASS" if report.passed else "FAIL"
+        for ax, (metric, step, title) in zip(row, panels, strict=True):
+            _panel(ax, axis, res, metric, step, title, report.band)
     name = report.parametrization + (f" + control {report.control}" if report.control else "")
     fig.suptitle(f"{report.target} {name}: coordinate check, {report.steps} AdamW steps at lr {report.lr}, "
-                 f"{report.seeds} seeds: {verdict}")
+                 f"seeds {report.seed_offset}..: {report.verdict.upper()}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -93,3 +118,27 @@ def _wd_panel(ax: Any, report: SweepReport) -> None:
     ax.set(xlabel="base weight decay", ylabel=f"loss - loss at wd {wds[0]:g}",
            title=f"WD scale shift {_octaves(report.wd.wd_shift_log2)}")
     ax.legend(fontsize=7)
+
+
+def plot_calibration(report: Any, path: Path) -> None:
+    """μP's false-fail rate per cell and axis, and each control's false-pass rate per cell, with the
+    95% Wilson upper bound as a whisker and the 5% target as a line."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.5))
+    for ax, attr, title in ((left, "mup_fail", "muP judged FAIL (false fail)"),
+                            (right, "control_pass", "control judged PASS (false pass)")):
+        keys = sorted({k for c in report.cells for k in getattr(c, attr)})
+        width = 0.8 / max(1, len(report.cells))
+        for i, c in enumerate(report.cells):
+            rates = getattr(c, attr)
+            xs = [j + i * width for j in range(len(keys))]
+            ys = [rates[k].count / rates[k].runs if k in rates else 0.0 for k in keys]
+            up = [rates[k].upper95 - y if k in rates else 0.0 for k, y in zip(keys, ys, strict=True)]
+            ax.bar(xs, ys, width, yerr=[[0.0] * len(ys), up], capsize=2, label=c.cell, **_style(i))
+        ax.axhline(0.05, color="k", linestyle=":", label="5%")
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))], keys, rotation=20, fontsize=7)
+        ax.set(ylim=(0, 1), ylabel=f"rate over {report.seed_sets} seed sets", title=title)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"coordinate-check calibration ({report.profile})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

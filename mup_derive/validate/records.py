@@ -6,6 +6,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("report.frame() needs pandas: pip install 'mup-derive[data]' (report.rows() needs "
+                          "nothing)") from None
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class MetricFit:
     """One metric of one label along one axis: seed means, per-step slopes with their 95% CI, the allowed range."""
@@ -15,15 +24,19 @@ class MetricFit:
     ci: list[list[float]]              # step, (lo, hi)
     seed_slopes: list[list[float]]     # seed, step
     expected: list[list[float]]        # step, (lo, hi) before the band
-    judged_from_step: int
-    passed: list[bool]                 # step
+    verdict: list[str]                 # step: pass, fail, inconclusive or unjudged (a change at init, a zero)
+    detectable: float                  # the smallest deviation beyond the allowed range this run could detect
     seed_values: list[list[list[float]]] = field(default_factory=list)   # value, seed, step
 
 
 @dataclass
 class LabelResult:
     metrics: dict[str, MetricFit]
-    passed: bool
+    verdict: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
 
 @dataclass
@@ -32,7 +45,13 @@ class AxisResult:
     base: dict[str, int]
     diverged: list[str]
     labels: dict[str, LabelResult] = field(default_factory=dict)
-    passed: bool = False
+    verdict: str = "fail"
+    seeds: int = 0
+    detectable: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
 
 @dataclass
@@ -54,12 +73,20 @@ class CheckReport(Provenance):
     seeds: int
     alpha: float
     band: float
+    max_seeds: int = 0
+    seed_offset: int = 0
+    eps: float = 1e-8
     confidence: float = 0.95
     axes: dict[str, AxisResult] = field(default_factory=dict)
+    verdict: str = "fail"
     passed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def frame(self) -> Any:
+        """The tidy measurements as a pandas DataFrame (as microsoft/mup's get_coord_data gives)."""
+        return _frame(self.rows())
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per axis, value, seed, step, layer and metric: the measurement (tidy data)."""
@@ -68,8 +95,8 @@ class CheckReport(Provenance):
             for label, lab in res.labels.items():
                 for metric, fit in lab.metrics.items():
                     for v, per_seed in zip(res.values, fit.seed_values, strict=True):
-                        out += [{"axis": axis, "value": v, "seed": seed, "step": step, "layer": label,
-                                 "metric": metric, "measured": x}
+                        out += [{"axis": axis, "value": v, "seed": self.seed_offset + seed, "step": step,
+                                 "layer": label, "metric": metric, "measured": x}
                                 for seed, series in enumerate(per_seed) for step, x in enumerate(series)]
         return out
 
@@ -121,6 +148,7 @@ class SweepReport(Provenance):
     shift_log2: float | None         # None where a point has no optimum (every run there diverged)
     shift_log2_half: float | None
     shift_log2_seeds: dict[str, Spread]
+    transfer_regret: float | None = None     # nats lost at the largest value with the LR tuned at the smallest
     wd: WDScales | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +156,10 @@ class SweepReport(Provenance):
         out = asdict(self)
         wd = out.pop("wd")
         return {**out, **(wd or {})}
+
+    def frame(self) -> Any:
+        """One row per axis value, WD, LR and seed as a pandas DataFrame."""
+        return _frame(self.rows())
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per axis value, WD, LR and seed: the final held-out loss (empty where it diverged)."""

@@ -5,6 +5,7 @@ from its path and checks that it does (a TypeGuard, so the rest of the harness i
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeGuard
@@ -73,3 +74,15 @@ def load_rules(path: str | Path, fresh: bool = False) -> RulesModule:
         missing = [m for m in MEMBERS if not hasattr(module, m)]
         raise NotRules(f"{path}: not a module written by `mup-derive generate` (no {', '.join(missing)})")
     return module
+
+
+def module_alpha(rules: object) -> float | None:
+    """The alpha of a rules module's residual multiplier L^-alpha (None where it has no such rule)."""
+    if not is_rules_module(rules):
+        return None
+    rule = rules.RULES.get("mup", {}).get("residual", {}).get("multiplier")
+    if rule is None:
+        return None
+    shape = dict(rules.BASE_SHAPE)
+    lo, hi = rule(**{**shape, "L": 4}), rule(**{**shape, "L": 16})
+    return -math.log(hi / lo) / math.log(4)

@@ -37,10 +37,13 @@ class CheckSettings:
     steps: int = 4
     lr: float = 3e-3
     seeds: int = 3
-    alpha: float = 1.0
+    alpha: float | None = None          # None: the rules module's own alpha (its residual multiplier L^-alpha)
     band: float = 0.25
     batch: int = 2
     seq: int = 16
+    max_seeds: int = 12                 # an inconclusive axis gets more seeds, up to this many
+    seed_offset: int = 0                # seeds are seed_offset, seed_offset + 1, ...
+    eps: float = 1e-8                   # AdamW's base eps
 
     def __post_init__(self) -> None:
         for name in ("widths", "ratios", "depths"):
@@ -48,10 +51,27 @@ class CheckSettings:
         _whole("steps", [self.steps])
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 2:
             raise ValueError(f"seeds must be an integer of at least 2 (for a confidence interval), got {self.seeds!r}")
-        for name in ("lr", "alpha", "band"):
+        for name in ("lr", "band", "eps"):
             _finite(name, [getattr(self, name)])
+        if self.alpha is not None:
+            _finite("alpha", [self.alpha])
+        if self.max_seeds < self.seeds:
+            raise ValueError(f"max_seeds ({self.max_seeds}) must be at least seeds ({self.seeds})")
+        if isinstance(self.seed_offset, bool) or not isinstance(self.seed_offset, int) or self.seed_offset < 0:
+            raise ValueError(f"seed_offset must be a non-negative integer, got {self.seed_offset!r}")
         _whole("batch", [self.batch])
         _whole("seq", [self.seq])
+
+    def alpha_or(self, target: object) -> float:
+        """The depth exponent to expect: the one given, else the target's rules' own (1 if they have none)."""
+        from .rules import module_alpha
+        own = module_alpha(getattr(target, "rules", None))
+        if self.alpha is None:
+            return 1.0 if own is None else own
+        if own is not None and abs(own - self.alpha) > 1e-6:
+            raise ValueError(f"the rules module was generated with alpha = {own:g} but the check was asked to "
+                             f"expect {self.alpha:g}; drop --alpha or pass {own:g}")
+        return self.alpha
 
     def values(self, axis: str) -> list[int]:
         """The values checked along ``axis`` (width, ratio or depth)."""

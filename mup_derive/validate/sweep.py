@@ -78,6 +78,24 @@ def wd_scale(wds: list[float], losses: list[float], penalty: float) -> float | N
     return None
 
 
+def transfer_regret(runs: list[SweepRun]) -> float | None:
+    """Loss at the largest axis value with the LR tuned at the smallest, over the best loss there (nats;
+    the loss is interpolated linearly in log2 LR between grid points).  None where an optimum is missing."""
+    small, large = runs[0], runs[-1]
+    tuned = small.best_lr
+    grid = [(math.log2(lr), loss) for lr, loss in zip(large.lrs, large.losses, strict=True) if loss is not None]
+    if tuned is None or len(grid) < 1:
+        return None
+    x = math.log2(tuned)
+    below = [(gx, gy) for gx, gy in grid if gx <= x]
+    above = [(gx, gy) for gx, gy in grid if gx >= x]
+    if not below or not above:
+        return None                       # the tuned LR lies off the largest value's grid
+    (x0, y0), (x1, y1) = below[-1], above[0]
+    at_tuned = y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return float(at_tuned - min(gy for _, gy in grid))
+
+
 def spread(values: list[float | None]) -> Spread:
     """Mean and sd of the values that exist (None where too few do)."""
     found = [v for v in values if v is not None]
@@ -203,6 +221,7 @@ def summarize(target: Target, grid: SweepGrid, runs: list[SweepRun], control: st
         seeds=grid.seeds, runs=runs, shift_log2=_largest([shift([r.best_lr for r in rs]) for rs in by_wd.values()]),
         shift_log2_half=_largest([shift([r.best_lr_half for r in rs]) for rs in by_wd.values()]),
         shift_log2_seeds={str(wd): spread(v) for wd, v in seed_shift.items()},
+        transfer_regret=transfer_regret(by_wd[grid.wds[0]]),
         wd=wd_scales(runs, grid) if len(grid.wds) > 1 else None)
 
 

@@ -117,12 +117,12 @@ class Recorder:
 
 @torch.no_grad()
 def trace(target: Target, shape: dict[str, int], steps: int, lr: float, seed: int,
-          device: str = "cpu") -> Series | str:
+          device: str = "cpu", eps: float = 1e-8) -> Series | str:
     """The series of one model trained ``steps`` AdamW steps on the probe batch, or a divergence message."""
     model = build(target, shape, seed, device)
     batch = to_device(target.sample(np.random.default_rng(seed)), device)   # trained on and probed
     recorder = Recorder(target, model, batch)
-    opt = optimizer(target, model, shape, lr)
+    opt = optimizer(target, model, shape, lr, eps=eps)
     recorder.record()
     for step in range(steps):
         try:

@@ -12,7 +12,15 @@ from tests.helpers import GENERATED, quiet
 def test_negative_controls_fail(control, axis, label):
     """Same defaults as the passing μP check; only one rule is broken."""
     rep = run_coord_check(gqa_target(GENERATED, batch=2, seq=16), [axis], control=control, echo=quiet)
-    assert not rep.passed and not rep.axes[axis].labels[label].passed
+    assert rep.verdict == "fail" and rep.axes[axis].labels[label].verdict == "fail"
+
+
+def test_a_control_the_target_cannot_show_fails_the_run():
+    """The MLP target has no attention: attn-sqrt-d cannot show there, and the run says so."""
+    from mup_derive.validate import CheckError, resolve
+    from tests.helpers import EXAMPLES
+    with pytest.raises(CheckError, match="cannot show it here|changes nothing"):
+        run_coord_check(resolve(f"{EXAMPLES / 'mlp_target.py'}:target"), ["width"], control="attn-sqrt-d", echo=quiet)
 
 
 def test_every_coord_check_control_is_tested():

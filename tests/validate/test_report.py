@@ -30,9 +30,17 @@ def pytest_fail(constant):
 
 def test_coordinate_check_csv_has_one_row_per_seed_step_layer_and_metric(tmp_path):
     from mup_derive.validate import CheckSettings, run_coord_check
-    s = CheckSettings(widths=(64, 128), steps=1, seeds=2)
+    s = CheckSettings(widths=(64, 128), steps=1, seeds=2, max_seeds=2, seed_offset=7)
     run_coord_check(gqa_target(GENERATED, batch=2, seq=8), ["width"], s, out_dir=str(tmp_path), echo=quiet)
     rows = list(csv.DictReader((tmp_path / "coord_check_gqa_transformer_mup.csv").open()))
     q = [r for r in rows if r["layer"] == "q" and r["metric"] == "dwx"]
-    assert len(q) == 2 * 2 * 2 and {r["seed"] for r in q} == {"0", "1"}     # widths x seeds x steps
+    assert len(q) == 2 * 2 * 2 and {r["seed"] for r in q} == {"7", "8"}     # widths x seeds x steps
     assert all(float(r["measured"]) >= 0 for r in rows)
+
+
+def test_a_check_gives_its_measurements_as_a_dataframe(tmp_path):
+    from mup_derive.validate import CheckSettings, run_coord_check
+    s = CheckSettings(widths=(64, 128), steps=1, seeds=2, max_seeds=2)
+    frame = run_coord_check(gqa_target(GENERATED, batch=2, seq=8), ["width"], s, echo=quiet).frame()
+    assert list(frame.columns) == ["axis", "value", "seed", "step", "layer", "metric", "measured"]
+    assert set(frame["layer"]) >= {"q", "k", "v", "attn_logits", "residual"} and len(frame) > 100

@@ -1,0 +1,158 @@
+"""Calibration of the coordinate check: how often it fails correct μP and passes a broken variant.
+
+Correct μP is checked over a grid of settings (cells: widths, steps, LR, synthetic or text data,
+alpha 1 and 1/2, MHA along width and depth, GQA along the ratio), each with several disjoint seed
+sets; every negative control is checked along the axis it breaks, in the same cells and seed sets.
+The report gives, per (cell, axis), the false-fail rate of μP with its 95% Wilson upper bound, the
+inconclusive rate, and, per (cell, control), the false-pass rate.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .controls import CONTROLS, exposed_by
+from .coord_check import run_coord_check
+from .settings import AXES, CheckSettings
+from .target import gqa_target
+
+Echo = Callable[[str], object]
+SEED_SET_STRIDE = 1000          # seed set k uses seeds 1000 k, 1000 k + 1, ...
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One setting of the grid: the check's settings, the rules' alpha and the data."""
+
+    name: str
+    settings: CheckSettings
+    alpha: str = "1"
+    text: str | None = None
+
+
+@dataclass
+class Rate:
+    count: int
+    runs: int
+    upper95: float                # Wilson score upper bound of the rate
+
+    @classmethod
+    def of(cls, count: int, runs: int) -> Rate:
+        return cls(count, runs, wilson_upper(count, runs))
+
+
+@dataclass
+class CellResult:
+    cell: str
+    settings: dict[str, Any]
+    mup_fail: dict[str, Rate] = field(default_factory=dict)           # axis -> rate
+    mup_inconclusive: dict[str, Rate] = field(default_factory=dict)
+    control_pass: dict[str, Rate] = field(default_factory=dict)       # control -> rate
+    control_inconclusive: dict[str, Rate] = field(default_factory=dict)
+
+
+@dataclass
+class CalibrationReport:
+    command: str
+    profile: str
+    seed_sets: int
+    cells: list[CellResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self.cells:
+            for kind, rates in (("mup fail", c.mup_fail), ("mup inconclusive", c.mup_inconclusive),
+                                ("control pass", c.control_pass), ("control inconclusive", c.control_inconclusive)):
+                out += [{"cell": c.cell, "what": kind, "of": key, "count": r.count, "runs": r.runs,
+                         "rate": r.count / r.runs, "upper95": r.upper95} for key, r in rates.items()]
+        return out
+
+
+def wilson_upper(count: int, runs: int, z: float = 1.96) -> float:
+    if runs == 0:
+        return 1.0
+    p = count / runs
+    centre = p + z * z / (2 * runs)
+    margin = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs))
+    return min(1.0, (centre + margin) / (1 + z * z / runs))
+
+
+def profile_cells(profile: str, text: str | None) -> list[Cell]:
+    """The grid: ``smoke`` (the default check alone, for CI) or ``cpu`` (widths, steps, LR, alpha and
+    text data varied around it, CPU sizes)."""
+    base = CheckSettings()
+    if profile == "smoke":
+        return [Cell("default", base)]
+    cells = [Cell("default", base), Cell("widths 256-1024", replace(base, widths=(256, 512, 1024))),
+             Cell("10 steps", replace(base, steps=10)), Cell("lr 1e-3", replace(base, lr=1e-3)),
+             Cell("alpha 1/2", base, alpha="1/2")]
+    if text:
+        cells.append(Cell("text bytes", base, text=text))
+    return cells
+
+
+def _module(alpha: str, folder: Path) -> Path:
+    """The shipped GQA declaration generated with ``alpha`` (the shipped module for 1)."""
+    from ..declare.build import load
+    from ..derive.settings import Settings
+    from ..generate.codegen import generate_module
+    root = Path(__file__).resolve().parents[2]
+    if alpha == "1":
+        return root / "generated" / "gqa_transformer.py"
+    num, _, den = alpha.partition("/")
+    path = folder / f"gqa_alpha_{num}_{den or 1}.py"
+    path.write_text(generate_module(load(root / "examples" / "gqa_transformer.toml"),
+                                    Settings(alpha=int(num) / int(den or 1))))
+    return path
+
+
+def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo) -> CellResult:
+    module = _module(cell.alpha, folder)
+    res = CellResult(cell.name, {**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text})
+    fails: dict[str, int] = dict.fromkeys(AXES, 0)
+    unsure: dict[str, int] = dict.fromkeys(AXES, 0)
+    passes: dict[str, int] = dict.fromkeys(controls, 0)
+    c_unsure: dict[str, int] = dict.fromkeys(controls, 0)
+    target = gqa_target(module, "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
+    k_passes = dict(passes)
+    for k in range(seed_sets):
+        s = replace(cell.settings, seed_offset=SEED_SET_STRIDE * k)
+        rep = run_coord_check(target, tuple(AXES), s, echo=lambda *_: None)
+        for axis, a in rep.axes.items():
+            fails[axis] += a.verdict == "fail"
+            unsure[axis] += a.verdict == "inconclusive"
+        for c in controls:
+            crep = run_coord_check(target, (CONTROLS[c].axis,), s, control=c, echo=lambda *_: None)
+            passes[c] += crep.verdict == "pass"
+            c_unsure[c] += crep.verdict == "inconclusive"
+        echo(f"  {cell.name}: seed set {k}: muP {rep.verdict} "
+             f"({', '.join(f'{a} {x.verdict}' for a, x in rep.axes.items())}); controls passed: "
+             f"{[c for c in controls if passes[c] > k_passes[c]] or 'none'}")
+        k_passes = dict(passes)
+    res.mup_fail = {a: Rate.of(n, seed_sets) for a, n in fails.items()}
+    res.mup_inconclusive = {a: Rate.of(n, seed_sets) for a, n in unsure.items()}
+    res.control_pass = {c: Rate.of(n, seed_sets) for c, n in passes.items()}
+    res.control_inconclusive = {c: Rate.of(n, seed_sets) for c, n in c_unsure.items()}
+    return res
+
+
+def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = None, command: str = "",
+              echo: Echo = print, done: Callable[[CalibrationReport], object] | None = None) -> CalibrationReport:
+    """Run the calibration grid of ``profile`` with ``seed_sets`` disjoint seed sets per cell; ``done``
+    gets the report so far after each cell (to write it: a long run keeps what it finished)."""
+    controls = exposed_by("coord-check")
+    report = CalibrationReport(command, profile, seed_sets, [])
+    with tempfile.TemporaryDirectory() as tmp:
+        for cell in profile_cells(profile, text):
+            echo(f"[calibrate] {cell.name}")
+            report.cells.append(run_cell(cell, seed_sets, controls, Path(tmp), echo))
+            if done is not None:
+                done(report)
+    return report

@@ -1,0 +1,38 @@
+"""The evidence campaign and the calibration, in miniature on the CPU (the slice CI runs)."""
+import json
+
+import pytest
+
+from mup_derive.validate.calibrate import calibrate, wilson_upper
+from tests.helpers import cli
+
+
+def test_smoke_suite_gives_every_expected_verdict(tmp_path):
+    res = cli("suite", "smoke", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    verdicts = {r["what"]: r["result"] for r in summary["results"]}
+    assert verdicts["coordinate check, mup"] == "pass" and verdicts["coordinate check, sp"] == "fail"
+    assert all(v == "fail" for k, v in verdicts.items() if k.startswith("control"))
+    assert (tmp_path / "suite_transfer_width_mup.csv").exists()
+    assert "regret" in verdicts["LR transfer across width, mup"]
+
+
+def test_gpu_suite_needs_cuda(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = cli("suite", "gpu", "--out", tmp_path)
+    assert res.exit_code != 0 and "CUDA is not available" in res.output and "Traceback" not in res.output
+
+
+def test_calibration_slice_has_no_false_pass_and_no_false_fail():
+    report = calibrate("smoke", seed_sets=2, echo=lambda *_: None)
+    (cell,) = report.cells
+    assert all(r.count == 0 for r in cell.control_pass.values()), cell.control_pass
+    assert all(r.count == 0 for r in cell.mup_fail.values()), cell.mup_fail
+
+
+def test_wilson_upper_bound():
+    assert wilson_upper(0, 20) == pytest.approx(0.161, abs=0.002)
+    assert wilson_upper(0, 60) < 0.061
