@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .target import Target, to_device
@@ -71,11 +74,42 @@ class Hooks:
         return hook
 
 
+@contextmanager
+def sdpa_logits(found: list[torch.Tensor]) -> Iterator[None]:
+    """Record q.k^T * scale of every ``torch.nn.functional.scaled_dot_product_attention`` call made
+    inside the block (the attention logits before the mask), whatever model makes it."""
+    original = F.scaled_dot_product_attention
+
+    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
+        query = args[0] if args else kwargs["query"]
+        key = args[1] if len(args) > 1 else kwargs["key"]
+        if key.shape[-3] != query.shape[-3]:                       # grouped K/V heads
+            key = key.repeat_interleave(query.shape[-3] // key.shape[-3], dim=-3)
+        scale = kwargs.get("scale")
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+        found.append((query @ key.transpose(-2, -1) * scale).detach())
+        return original(*args, **kwargs)
+
+    F.scaled_dot_product_attention = recording
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = original
+
+
+def logits_label(target: Target) -> str | None:
+    """The declared correlated contraction (attention logits) that intercepted SDPA calls measure."""
+    ops = [op for op, d in target.rules.DECLARED.items() if d["role"] == "contraction" and d["correlated"]]
+    return ops[0] if len(ops) == 1 else None
+
+
 class Recorder:
-    """Runs the probe batch through the model and appends every label's metrics to the series."""
+    """Runs the probe batch through the model and appends every label's metrics to the series.  A
+    target without probes of its own gets its attention logits from intercepted SDPA calls."""
 
     def __init__(self, target: Target, model: nn.Module, batch: Any):
         self.target, self.model, self.batch = target, model, batch
+        self.intercept = logits_label(target) if target.probes is None else None
         self.hooks = Hooks(target, model)
         self.series: Series = {}
         self.init_out: dict[str, torch.Tensor] = {}
@@ -84,13 +118,15 @@ class Recorder:
 
     def record(self) -> None:
         self.hooks.out.clear()
-        self.target.loss(self.model, self.batch)
+        found: list[torch.Tensor] = []
+        with sdpa_logits(found) if self.intercept else nullcontext():
+            self.target.loss(self.model, self.batch)
         outs = dict(self.hooks.out)
         if not self.init_out:
             self.init_out, self.init_inp = outs, dict(self.hooks.inp)
         self.hooks.on = False
         groups = self._layers(outs)
-        groups.update(self._probes(outs))
+        groups.update(self._probes(outs, found))
         self.hooks.on = True
         for label, ds in groups.items():
             for m in ds[0]:
@@ -105,11 +141,15 @@ class Recorder:
             groups.setdefault(self.hooks.label[name], []).append(d)
         return groups
 
-    def _probes(self, outs: dict[str, torch.Tensor]) -> dict[str, list[dict[str, float]]]:
-        if self.target.probes is None:
+    def _probes(self, outs: dict[str, torch.Tensor], found: list[torch.Tensor]) -> dict[str, list[dict[str, float]]]:
+        if self.target.probes is not None:
+            probed = self.target.probes(self.model, outs)
+        elif self.intercept and found:
+            probed = {self.intercept: found}
+        else:
             return {}
         groups = {}
-        for label, ts in self.target.probes(self.model, outs).items():
+        for label, ts in probed.items():
             base = self.init_probes.setdefault(label, ts)
             groups[label] = [{"rms": rms(t), "delta": rms(t - t0)} for t, t0 in zip(ts, base, strict=True)]
         return groups

@@ -195,7 +195,31 @@ def test_coordinate_check_on_granite():
     mup = run_coord_check(resolve(target, "mup"), ["width"], echo=quiet)
     sp = run_coord_check(resolve(target, "sp"), ["width"], echo=quiet)
     assert mup.passed and not sp.passed
-    assert {"q", "k", "v", "o", "mlp_up", "mlp_down", "residual", "unembedding"} <= set(mup.axes["width"].labels)
+    assert {"q", "k", "v", "o", "mlp_up", "mlp_down", "residual", "unembedding",
+            "attn_logits"} <= set(mup.axes["width"].labels)        # logits from intercepted SDPA calls
+
+
+def test_attention_scale_control_shows_on_a_factory_target():
+    """HF Granite's attention logits are measured without editing the model, so 1/sqrt(d_head) fails."""
+    pytest.importorskip("transformers")
+    target = resolve(f"{ROOT / 'examples' / 'hf_granite_target.py'}:target", "mup")
+    rep = run_coord_check(target, ["width"], control="attn-sqrt-d", echo=quiet)
+    assert rep.verdict == "fail" and rep.axes["width"].labels["attn_logits"].verdict == "fail"
+
+
+def test_intercepted_logits_match_the_probe(gen):
+    """SDPA interception gives the same logits as the built-in probe from hooked q and k."""
+    from mup_derive.validate.target import gqa_logits
+    from mup_derive.validate.trace import sdpa_logits
+    torch.manual_seed(0)
+    model = gen.GQATransformer(width=64, depth=2, ratio=4)
+    out, found = {}, []
+    for name in ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.1.attn.q", "blocks.1.attn.k"):
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, o, name=name: out.__setitem__(name, o))
+    with sdpa_logits(found):
+        model(torch.randint(0, 256, (2, 16)))
+    probed = gqa_logits(model, out)["attn_logits"]
+    assert len(found) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(found, probed, strict=True))
 
 
 def test_verdict_is_an_equivalence_test():
