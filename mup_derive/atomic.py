@@ -40,21 +40,26 @@ def check_target(path: Path, inputs: Iterable[str | Path] = ()) -> Path:
     return real
 
 
+def _temp_beside(folder: Path, prefix: str, suffix: str = "") -> Path:
+    """A new empty file in ``folder`` (hidden: its name starts with a dot)."""
+    fd, name = tempfile.mkstemp(prefix=f".{prefix}.", suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
 def check_writable(folder: str | Path) -> None:
     """Create ``folder`` if needed and make sure a file can be written there (before any long work)."""
     path = Path(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".mup-derive-probe.", dir=path)
-        os.close(fd)
-        os.unlink(name)
+        _temp_beside(path, "mup-derive-probe").unlink()
     except OSError as exc:
         raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
 
 
 @contextmanager
 def _signals_as_exit() -> Iterator[None]:
-    """SIGTERM (and SIGINT) raise SystemExit in the main thread, so that cleanup runs."""
+    """SIGTERM raises SystemExit in the main thread, so that cleanup runs (SIGINT already raises)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -75,13 +80,10 @@ def _put_in_place(tmps: list[Path], reals: list[Path]) -> None:
     backups: list[Path | None] = []
     try:
         for real in reals:                                   # keep the old contents until all have landed
-            if real.exists():
-                fd, name = tempfile.mkstemp(prefix=f".{real.stem}.old.", dir=real.parent)
-                os.close(fd)
-                _copy(real, Path(name))
-                backups.append(Path(name))
-            else:
-                backups.append(None)
+            backup = _temp_beside(real.parent, f"{real.stem}.old") if real.exists() else None
+            backups.append(backup)
+            if backup is not None:
+                _copy(real, backup)
         done: list[int] = []
         try:
             for i, (tmp, real) in enumerate(zip(tmps, reals, strict=True)):
@@ -121,9 +123,7 @@ def staged(*targets: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator[
         try:
             for real in reals:
                 real.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=f".{real.stem}.", suffix=real.suffix, dir=real.parent)
-                os.close(fd)
-                tmps.append(Path(name))
+                tmps.append(_temp_beside(real.parent, real.stem, real.suffix))
             yield tmps
             mask = os.umask(0)
             os.umask(mask)

@@ -189,15 +189,20 @@ def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-def _out_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _writable_dir(value: str) -> str:
+    """``value`` is a folder (created if missing) that a file can be written into."""
     from .atomic import OutputError, check_writable
     if Path(value).exists() and not Path(value).is_dir():
-        raise click.BadParameter(f"{value} exists and is not a directory")
+        raise click.BadParameter(f"{value} exists and is not a directory", param_hint="--out")
     try:
         check_writable(value)
     except OutputError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     return value
+
+
+def _out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _writable_dir(value)
 
 
 def _target(spec: str, parametrization: str, **options: Any) -> Any:
@@ -360,7 +365,7 @@ def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Train the sweeps on this text file (bytes); the gpu profile wants real text.")
 @click.option("--device", default=None, help="Default: cpu for smoke, cuda for gpu.")
-@click.option("--out", "out_dir", default=None, help="Default: out/suite_PROFILE.")
+@click.option("--out", "out_dir", default=None, callback=_out_dir, help="Default: out/suite_PROFILE.")
 def suite(profile: str, text: str | None, device: str | None, out_dir: str | None) -> None:
     """The evidence campaign: coordinate checks (muP, SP, every control), LR transfer across width
     (shift and regret) and the GQA f(r) comparison; smoke on the CPU in miniature, gpu at real widths."""
@@ -371,9 +376,11 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
         check_device(device)
     except PreflightError as exc:
         raise click.ClickException(f"{exc} (the {profile} profile runs on {PROFILES[profile].device})") from None
-    out = out_dir or f"out/suite_{profile}"
-    _out_dir(click.get_current_context(), click.Option(["--out"]), out)
-    summary = run_suite(profile, out, text=text, device=device, echo=click.echo)
+    out = out_dir or _writable_dir(f"out/suite_{profile}")
+    try:
+        summary = run_suite(profile, out, text=text, device=device, echo=click.echo)
+    except ValueError as exc:        # a check or sweep that cannot run as asked, a missing example
+        raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out}/summary.md and summary.json ({summary['seconds']} s)")
     unexpected = [r["what"] for r in summary["results"] if r["expected"] in ("pass", "fail")
                   and r["result"] != r["expected"]]
@@ -397,7 +404,10 @@ def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str) -> N
     def save(report: Any) -> None:
         write_report(out_dir, f"calibration_{profile}", report, plot_calibration)
 
-    report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save)
+    try:
+        report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save)
+    except ValueError as exc:        # a check that cannot run as asked, a missing example
+        raise click.ClickException(str(exc)) from None
     path = Path(out_dir) / f"calibration_{profile}.json"
     for c in report.cells:
         fails = ", ".join(f"{a} {r.count}/{r.runs}" for a, r in c.mup_fail.items())

@@ -31,7 +31,7 @@ import sympy as sp
 
 from . import checks
 from .grammar import BUILTIN, DeclarationError, Shape
-from .ops import GAUGES, INITS, Architecture, Op
+from .ops import GAUGES, INITS, Architecture, Op, quotient
 
 
 def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) -> list[Op]:
@@ -66,7 +66,7 @@ def _rank_and_repeat(fan_in: sp.Expr, fan_out: sp.Expr, low: sp.Expr | None) -> 
     """(rank, repeat): a declared low rank and fan_out / rank, or min(fan_in, fan_out) and 1."""
     if low is None:
         return sp.Min(fan_in, fan_out), sp.Integer(1)
-    return low, sp.simplify(fan_out / low)
+    return low, quotient(fan_out, low)
 
 
 def _factors(name: str, shp: dict[str, Shape], init: dict[str, str], params: dict[str, tuple[str, ...]],

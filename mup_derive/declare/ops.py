@@ -12,7 +12,8 @@ ROLES = ("input", "hidden", "output", "vector", "contraction")
 
 
 @lru_cache(maxsize=4096)
-def _quotient(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+def quotient(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """a / b simplified (cached: declarations repeat their shapes)."""
     return a if b == 1 else sp.simplify(a / b)
 INITS = ("normal", "ones", "zeros")
 GAUGES = ("init", "multiplier")
@@ -47,7 +48,7 @@ class Op:
     @property
     def stored_rows(self) -> sp.Expr:
         """Rows of the stored matrix: fan_out / repeat."""
-        return _quotient(self.fan_out, self.repeat)
+        return quotient(self.fan_out, self.repeat)
 
 
 @dataclass(frozen=True)

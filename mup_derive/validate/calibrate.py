@@ -15,10 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import sympy as sp
+
+from ..derive.settings import Settings
 from .controls import CONTROLS, exposed_by
 from .coord_check import run_coord_check
 from .settings import AXES, CheckSettings
 from .target import gqa_target
+from .variants import gqa_variant
 
 Echo = Callable[[str], object]
 SEED_SET_STRIDE = 1000          # seed set k uses seeds 1000 k, 1000 k + 1, ...
@@ -98,23 +102,9 @@ def profile_cells(profile: str, text: str | None) -> list[Cell]:
     return cells
 
 
-def _module(alpha: str, folder: Path) -> Path:
-    """The shipped GQA declaration generated with ``alpha`` (the shipped module for 1)."""
-    from ..declare.build import load
-    from ..derive.settings import Settings
-    from ..generate.codegen import generate_module
-    root = Path(__file__).resolve().parents[2]
-    if alpha == "1":
-        return root / "generated" / "gqa_transformer.py"
-    num, _, den = alpha.partition("/")
-    path = folder / f"gqa_alpha_{num}_{den or 1}.py"
-    path.write_text(generate_module(load(root / "examples" / "gqa_transformer.toml"),
-                                    Settings(alpha=int(num) / int(den or 1))))
-    return path
-
-
 def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo) -> CellResult:
-    module = _module(cell.alpha, folder)
+    num, _, den = cell.alpha.partition("/")
+    module = gqa_variant(folder, Settings(alpha=sp.Rational(int(num), int(den or 1))))
     res = CellResult(cell.name, {**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text})
     fails: dict[str, int] = dict.fromkeys(AXES, 0)
     unsure: dict[str, int] = dict.fromkeys(AXES, 0)

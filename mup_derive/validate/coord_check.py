@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .controls import CONTROLS, edited_ops, with_control
 from .expect import expected, slope
-from .preflight import PreflightError, check_device, check_outputs, check_shapes
+from .preflight import PreflightError, preflight
 from .records import AxisResult, CheckReport, LabelResult, MetricFit
 from .settings import AXES, CheckSettings
 from .target import Target
@@ -63,7 +63,7 @@ def combine(verdicts: Iterable[str]) -> str:
 
 
 def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis: str, base: dict[str, int],
-        s: CheckSettings) -> MetricFit:
+        s: CheckSettings, alpha: float) -> MetricFit:
     """Per-seed slopes of one metric along the axis at every step, their CI, and the verdict per step.
     A step where some value is exactly zero (a zero-initialised query's logits at init) has no scale
     to fit and is not judged, nor is a change at init."""
@@ -76,7 +76,6 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
     half = t95(seeds - 1) * sd / math.sqrt(seeds)
     ci = np.stack([mean - half, mean + half], 1)
     decl = target.rules.DECLARED.get(label)
-    alpha = s.alpha if s.alpha is not None else s.alpha_or(target)
     exp = [expected(decl, metric, t, axis, values, base, alpha) for t in range(steps + 1)]
     verdict = [judge((ci[t, 0], ci[t, 1]), exp[t], s.band) if judged[t] else UNJUDGED for t in range(steps + 1)]
     detectable = max((s.band + 2 * half[t] for t in range(steps + 1) if judged[t]), default=0.0)
@@ -85,10 +84,10 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
                      seed_values=y.tolist())
 
 
-def _fit_all(target: Target, axis: str, s: CheckSettings, runs: list[list[Series]], res: AxisResult) -> None:
-    base = res.base
+def _fit_all(target: Target, axis: str, s: CheckSettings, alpha: float, runs: list[list[Series]],
+             res: AxisResult) -> None:
     for label, metrics in runs[0][0].items():
-        fits = {m: fit(target, label, m, runs, axis, base, s) for m in metrics}
+        fits = {m: fit(target, label, m, runs, axis, res.base, s, alpha) for m in metrics}
         res.labels[label] = LabelResult(fits, verdict=combine(v for f in fits.values() for v in f.verdict))
     res.verdict = combine(lab.verdict for lab in res.labels.values())
     res.detectable = max((f.detectable for lab in res.labels.values() for f in lab.metrics.values()), default=0.0)
@@ -99,6 +98,7 @@ def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", e
     INCONCLUSIVE, trace ``s.seeds`` more seeds (up to ``s.max_seeds``) and fit again.  Each run's init
     and data come from its own seed alone, so no result depends on what ran before it."""
     values, base, key = s.values(axis), s.base(axis), AXES[axis]
+    alpha = s.alpha if s.alpha is not None else s.alpha_or(target)   # resolved once (given: not re-read)
     res = AxisResult(values=values, base=base, diverged=[])
     traced: dict[int, list[Series]] = {v: [] for v in values}
     seeds = 0
@@ -117,7 +117,7 @@ def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", e
         if res.diverged:
             res.verdict = FAIL
             return res
-        _fit_all(target, axis, s, [traced[v] for v in values], res)
+        _fit_all(target, axis, s, alpha, [traced[v] for v in values], res)
     res.seeds = seeds
     return res
 
@@ -163,18 +163,6 @@ def shown_by_target(target: Target, control: str, report: CheckReport) -> None:
                          f"({sorted(measured)}): the check cannot show it here")
 
 
-def _preflight(target: Target, axes: list[str], s: CheckSettings, device: str, out_dir: str | None,
-               stem: str) -> None:
-    """Before any training: the device computes, every shape builds, the report can be written."""
-    try:
-        check_device(device)
-        check_shapes(target, [{**s.base(a), AXES[a]: v} for a in axes for v in s.values(a)], s.lr)
-        if out_dir:
-            check_outputs(out_dir, stem, [target.source])
-    except PreflightError as exc:
-        raise CheckError(str(exc)) from None
-
-
 def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings: CheckSettings | None = None, *,
                     device: str = "cpu", control: str | None = None, out_dir: str | None = None, command: str = "",
                     echo: Echo = print, per_step_plot: bool = False) -> CheckReport:
@@ -183,17 +171,22 @@ def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings:
     s = settings or CheckSettings()
     chosen = check_arguments(axes, s)
     try:
-        s = replace(s, alpha=s.alpha_or(target))       # the module's own alpha, read before a control edits it
+        alpha = s.alpha_or(target)                      # the module's own alpha, read before a control edits it
+        s = replace(s, alpha=alpha)
         target = with_control(target, control)
     except ValueError as exc:
         raise CheckError(str(exc)) from None
     name = target.parametrization + (f"_{control}" if control else "")
     stem = f"coord_check_{target.name}_{name}"
-    _preflight(target, chosen, s, device, out_dir, stem)
+    try:
+        preflight(target, [{**s.base(a), AXES[a]: v} for a in chosen for v in s.values(a)], s.lr, device, out_dir,
+                  stem, [target.source])
+    except PreflightError as exc:
+        raise CheckError(str(exc)) from None
     report = CheckReport(command=command, target=target.name, source=target.source,
                          parametrization=target.parametrization, control=control,
                          control_effect=CONTROLS[control].effect if control else None, steps=s.steps, lr=s.lr,
-                         seeds=s.seeds, alpha=float(s.alpha or 1.0), band=s.band, max_seeds=s.max_seeds,
+                         seeds=s.seeds, alpha=alpha, band=s.band, max_seeds=s.max_seeds,
                          seed_offset=s.seed_offset, eps=s.eps)
     for axis in chosen:
         report.axes[axis] = run_axis(target, axis, s, device, echo)

@@ -55,3 +55,12 @@ def check_outputs(out_dir: str | Path, stem: str, inputs: Iterable[str | Path]) 
             check_target(path, inputs)
     except OutputError as exc:
         raise PreflightError(str(exc)) from None
+
+
+def preflight(target: Target, shapes: Iterable[dict[str, int]], lr: float, device: str, out_dir: str | Path | None,
+              stem: str, inputs: Iterable[str | Path]) -> None:
+    """All of the above before a check or sweep trains: the device, every shape, the report's files."""
+    check_device(device)
+    check_shapes(target, shapes, lr)
+    if out_dir:
+        check_outputs(out_dir, stem, inputs)

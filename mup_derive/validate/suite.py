@@ -11,24 +11,21 @@ from __future__ import annotations
 import json
 import shlex
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text
-from ..declare.build import architecture, load
 from ..derive.settings import Settings
-from ..generate.codegen import generate_module
 from .controls import CONTROLS, exposed_by
 from .coord_check import run_coord_check
 from .settings import AXES, CheckSettings, SweepGrid
 from .sweep import run_sweep
 from .target import gqa_target
+from .variants import gqa_variant
 
 Echo = Callable[[str], object]
-ROOT = Path(__file__).resolve().parents[2]
 F_VARIANTS = {"1": ("effective", "rank-adjusted"), "(1+sqrt r)/2": ("effective", "spectral"),
               "(r+sqrt r)/2": ("stored", "spectral")}
 
@@ -63,22 +60,6 @@ PROFILES = {
 }
 
 
-def _module(folder: Path, heads: int, update_space: str = "effective", update_target: str = "rank-adjusted") -> Path:
-    """The shipped GQA declaration with ``heads`` heads, generated under the given K/V step assumption."""
-    base = load(ROOT / "examples" / "gqa_transformer.toml")
-    arch = architecture(base.name, _op_fields(), {**base.dims, "heads": heads}, base.model, base.scaled)
-    path = folder / f"gqa_h{heads}_{update_space}_{update_target}.py"
-    write_text(path, generate_module(arch, Settings(update_space=update_space, update_target=update_target),
-                                     source=f"examples/gqa_transformer.toml (heads = {heads})"))
-    return path
-
-
-def _op_fields() -> list[dict[str, Any]]:
-    """The shipped declaration's op tables, re-read so that the heads can be changed."""
-    ops: list[dict[str, Any]] = tomllib.loads((ROOT / "examples" / "gqa_transformer.toml").read_text())["op"]
-    return ops
-
-
 def _cmd(*parts: object) -> str:
     return " ".join(shlex.quote(str(p)) for p in ("mup-derive", *parts))
 
@@ -91,7 +72,7 @@ def run_suite(profile: str, out_dir: str | Path, text: str | None = None, device
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start, rows = time.perf_counter(), []
-    module = _module(out, p.heads)
+    module = gqa_variant(out, Settings(), p.heads)
     target = {par: gqa_target(module, par, text=text, batch=p.check.batch, seq=p.check.seq) for par in ("mup", "sp")}
     check_flags = ["--widths", ",".join(map(str, p.check.widths)), "--ratios", ",".join(map(str, p.check.ratios)),
                    "--depths", ",".join(map(str, p.check.depths)), "--steps", p.check.steps, "--device", device,
@@ -140,7 +121,7 @@ def _transfer(p: Profile, module: Path, out: Path, text: str | None, device: str
 def _f_of_r(p: Profile, out: Path, text: str | None, device: str, echo: Echo) -> list[dict[str, Any]]:
     rows = []
     for label, (space, target_norm) in F_VARIANTS.items():
-        module = _module(out, p.heads, space, target_norm)
+        module = gqa_variant(out, Settings(update_space=space, update_target=target_norm), p.heads)
         name = f"suite_f_{space}_{target_norm}"
         rep = run_sweep(gqa_target(module, "mup", text=text, batch=p.batch, seq=p.seq), p.f_grid, device=device,
                         out_dir=str(out), name=name, echo=echo,

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .controls import CONTROLS, with_control
 from .data import batches
-from .preflight import PreflightError, check_device, check_outputs, check_shapes
+from .preflight import PreflightError, preflight
 from .records import Spread, SweepReport, SweepRun, WDScales
 from .settings import AXES, SweepGrid
 from .target import Target, resolve
@@ -249,26 +249,12 @@ def _echo_report(echo: Echo, rep: SweepReport, grid: SweepGrid) -> None:
              f"{_octaves(w.wd_shift_log2_seeds.mean, w.wd_shift_log2_seeds.sd)}")
 
 
-def _preflight(target: Target, grid: SweepGrid, device: str, out_dir: str | None, stem: str,
-               inputs: Sequence[str | Path]) -> None:
-    """Before any training: the device computes, every shape builds, the report can be written."""
-    try:
-        check_device(device)
-        check_shapes(target, [{**grid.shape, AXES[grid.axis]: v} for v in grid.values], grid.lrs[0])
-        if out_dir:
-            check_outputs(out_dir, stem, [target.source, *inputs])
-    except PreflightError as exc:
-        raise SweepError(str(exc)) from None
-
-
 def check_grid(target: Target, grid: SweepGrid, runner: str) -> None:
     if runner not in RUNNERS:
         raise SweepError(f"runner must be one of {RUNNERS}")
     if runner != "local" and target.recipe is None:
         raise SweepError("a parallel sweep rebuilds the target in each worker: make it with "
                          "mup_derive.validate.target.resolve")
-    if grid.axis not in AXES:
-        raise SweepError(f"unknown axis {grid.axis!r}; one of {sorted(AXES)}")
 
 
 def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, device: str = "cpu",
@@ -283,12 +269,17 @@ def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, de
     except ValueError as exc:
         raise SweepError(str(exc)) from None
     stem = name or f"sweep_{target.name}_{target.parametrization}{'_' + control if control else ''}_{grid.axis}"
-    _preflight(target, grid, device, out_dir, stem, inputs)
+    protected = [target.source, *inputs]
+    try:
+        preflight(target, [{**grid.shape, AXES[grid.axis]: v} for v in grid.values], grid.lrs[0], device, out_dir,
+                  stem, protected)
+    except PreflightError as exc:
+        raise SweepError(str(exc)) from None
     runs = optima(grid, train_grid(target, grid, control, device, runner, workers, echo))
     report = summarize(target, grid, runs, control, command)
     _echo_report(echo, report, grid)
     if out_dir:
         from .plots import plot_sweep
         from .report import write_report
-        echo(f"wrote {write_report(out_dir, stem, report, plot_sweep, inputs=inputs)}, .csv and .png")
+        echo(f"wrote {write_report(out_dir, stem, report, plot_sweep, inputs=protected)}, .csv and .png")
     return report
