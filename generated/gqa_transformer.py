@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 from math import sqrt
 
@@ -73,97 +74,97 @@ RULES = {
             "lr_muon": lambda n, L, r: (1/16)*sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 16/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/n,
         },
         "attn_norm": {
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: L*n,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: 1/(L*n),
-            # muon: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # muon: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_muon": lambda n, L, r: sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 1/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/(L*n),
         },
         "q": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
             "init_std": lambda n, L, r: (1/2)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: L,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: 1/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adam": lambda n, L, r: 1/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adamw": lambda n, L, r: 1/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/(L*n),
         },
         "k": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in) (rank n/r: expected-operator norm, ||A||_2 = (sqrt(r)/2 + 1/2) ||A||_rho)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in) (rank n/r: expected-operator norm, ||A||_2 = (sqrt(r)/2 + 1/2) ||A||_rho)
             "init_std": lambda n, L, r: (1/2)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_sgd": lambda n, L, r: L/r,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: r/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_adam": lambda n, L, r: 1/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_adamw": lambda n, L, r: 1/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # muon: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # muon: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_muon": lambda n, L, r: 1/sqrt(r),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: sqrt(r),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: r/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: r/(L*n),
         },
         "v": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in) (rank n/r: expected-operator norm, ||A||_2 = (sqrt(r)/2 + 1/2) ||A||_rho)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in) (rank n/r: expected-operator norm, ||A||_2 = (sqrt(r)/2 + 1/2) ||A||_rho)
             "init_std": lambda n, L, r: (1/2)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_sgd": lambda n, L, r: L/r,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: r/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_adam": lambda n, L, r: 1/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_adamw": lambda n, L, r: 1/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # muon: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add) x kappa = 1 (effective step, rank-adjusted target)
+            # muon: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently) x kappa = 1 (effective step, rank-adjusted target)
             "lr_muon": lambda n, L, r: 1/sqrt(r),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: sqrt(r),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: r/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: r/(L*n),
         },
         "attn_logits": {
@@ -171,83 +172,83 @@ RULES = {
             "multiplier": lambda n, L, r: 8/n,
         },
         "o": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
             "init_std": lambda n, L, r: (1/2)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: L,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: 1/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adam": lambda n, L, r: 1/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adamw": lambda n, L, r: 1/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/(L*n),
         },
         "mlp_norm": {
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: L*n,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: 1/(L*n),
-            # muon: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # muon: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_muon": lambda n, L, r: sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 1/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/(L*n),
         },
         "mlp_up": {
-            # init ||A||_rho = m sigma (sqrt(mlp_ratio*n) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_rho = std x (sqrt(mlp_ratio*n) + sqrt(n)) = sqrt(fan_out/fan_in)
             "init_std": lambda n, L, r: (2/3)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: 4*L,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: (1/4)/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adam": lambda n, L, r: 1/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adamw": lambda n, L, r: 1/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: (1/4)/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: (1/4)/(L*n),
         },
         "mlp_down": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(mlp_ratio*n)) = sqrt(fan_out/fan_in)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(mlp_ratio*n)) = sqrt(fan_out/fan_in)
             "init_std": lambda n, L, r: (1/6)/sqrt(n),
-            # sgd: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # sgd: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_sgd": lambda n, L, r: (1/4)*L,
             # sgd: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_sgd": lambda n, L, r: 4/L,
-            # adam: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adam: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adam": lambda n, L, r: (1/4)/n,
-            # adamw: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # adamw: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_adamw": lambda n, L, r: (1/4)/n,
             # adamw: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_adamw": lambda n, L, r: 4*n,
-            # lion: ||dA|| = sqrt(fan_out/fan_in) x L^(0) (branch of 1/L, L branches add)
+            # lion: ||dA|| = sqrt(fan_out/fan_in) (inside a residual branch x L^-1; the L branches' updates add coherently)
             "lr_lion": lambda n, L, r: (1/4)/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: 4*n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/(L*n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/(L*n),
         },
         "final_norm": {
@@ -259,13 +260,13 @@ RULES = {
             "lr_muon": lambda n, L, r: sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 1/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/n,
         },
         "unembedding": {
-            # init ||A||_rho = m sigma (sqrt(vocab) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_row = std x sqrt(n) = sqrt(fan_out/fan_in) (readout: each output sums fan_in inputs that align with its row after training, so its largest row norm, not the RMS over outputs that ||A||_2 bounds, must meet the target)
             "init_std": lambda n, L, r: 16/n,
             # sgd: ||dA|| = sqrt(fan_out/fan_in)
             "lr_sgd": lambda n, L, r: 256/n,
@@ -438,6 +439,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0, eps: fl
                      "weight_decay": decay * ratio(op, "wd_" + optimizer, shape, p)}
             if optimizer in ("adam", "adamw"):
                 group["eps"] = eps * ratio(op, "eps_" + optimizer, shape, p)
+            bad = [k for k in ("lr", "weight_decay", "eps") if k in group and not math.isfinite(group[k])]
+            if bad:
+                raise ValueError(f"{bad[0]} scaled for op '{op}' at {shape} is {group[bad[0]]}: give a smaller base value")
             groups[op] = group
         groups[op]["params"].append(param)
     return list(groups.values())

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 from math import sqrt
 
 import torch
@@ -47,9 +48,9 @@ RULES = {
             "lr_muon": lambda n, L, r: (1/4)*sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 4/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/n,
         },
         "bias": {
@@ -61,13 +62,13 @@ RULES = {
             "lr_muon": lambda n, L, r: sqrt(n),
             # muon: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_muon": lambda n, L, r: 1/sqrt(n),
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/n,
         },
         "hidden": {
-            # init ||A||_rho = m sigma (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_rho = std x (sqrt(n) + sqrt(n)) = sqrt(fan_out/fan_in)
             "init_std": lambda n, L, r: (1/2)/sqrt(n),
             # adam: ||dA|| = sqrt(fan_out/fan_in)
             "lr_adam": lambda n, L, r: 1/n,
@@ -79,13 +80,13 @@ RULES = {
             "lr_lion": lambda n, L, r: 1/n,
             # lion: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)
             "wd_lion": lambda n, L, r: n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adam": lambda n, L, r: 1/n,
-            # eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)
+            # eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over the stored entries
             "eps_adamw": lambda n, L, r: 1/n,
         },
         "output": {
-            # init ||A||_rho = m sigma (sqrt(d) + sqrt(n)) = sqrt(fan_out/fan_in)
+            # init ||A||_row = std x sqrt(n) = sqrt(fan_out/fan_in) (readout: each output sums fan_in inputs that align with its row after training, so its largest row norm, not the RMS over outputs that ||A||_2 bounds, must meet the target)
             "init_std": lambda n, L, r: 4/n,
             # sgd: ||dA|| = sqrt(fan_out/fan_in)
             "lr_sgd": lambda n, L, r: 16/n,
@@ -234,6 +235,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 0.0, eps: fl
                      "weight_decay": decay * ratio(op, "wd_" + optimizer, shape, p)}
             if optimizer in ("adam", "adamw"):
                 group["eps"] = eps * ratio(op, "eps_" + optimizer, shape, p)
+            bad = [k for k in ("lr", "weight_decay", "eps") if k in group and not math.isfinite(group[k])]
+            if bad:
+                raise ValueError(f"{bad[0]} scaled for op '{op}' at {shape} is {group[bad[0]]}: give a smaller base value")
             groups[op] = group
         groups[op]["params"].append(param)
     return list(groups.values())

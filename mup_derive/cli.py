@@ -5,6 +5,7 @@ import math
 import re
 import shlex
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .declare.grammar import DeclarationError
 from .declare.ops import Architecture
 from .derive.render import FORMATS
 from .derive.settings import Settings
-from .derive.solver import solve
+from .derive.solver import regime_of, solve
 from .validate.controls import CONTROLS, exposed_by
 from .validate.settings import AXES, CheckSettings, SweepGrid
 
@@ -96,12 +97,23 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="md", show_default=True)
 @click.option("--parametrization", type=click.Choice(["mup", "sp"]), default="mup", show_default=True)
 @_settings_options
+@click.option("--regime", default=None, metavar="SYMBOLS",
+              help="Scaled symbols that grow, fastest first, comma-separated (default: all, n first); the "
+                   "others are held fixed. Decides the exponents shown; the rules stay exact.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 def derive(arch: str, fmt: str, parametrization: str, alpha: Fraction, update_space: str, update_target: str,
-           output_gauge: str | None, eps_rule: str, output: str | None) -> None:
+           output_gauge: str | None, eps_rule: str, regime: str | None, output: str | None) -> None:
     """Solve the feature-learning conditions of ARCH (a TOML declaration) and print the table."""
     settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization)
-    text = FORMATS[fmt](solve(_load(arch), settings))
+    decl = _load(arch)
+    if regime is not None:
+        grow = tuple(k.strip() for k in regime.split(",") if k.strip())
+        try:
+            settings = replace(settings, regime=grow)
+            regime_of(decl, settings)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--regime") from None
+    text = FORMATS[fmt](solve(decl, settings))
     if output:
         _write(output, text, [arch])
     else:
@@ -130,7 +142,7 @@ def _bases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 def generate(arch: str, output: str, base_width: int, base_depth: int, base_ratio: int, bases: dict[str, int],
              alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str) -> None:
     """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
-    from .generate.codegen import check_module, generate_module
+    from .generate.codegen import check_module, generate_module, wide_dims
     settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule)
     decl = _load(arch)
     unknown = set(bases) - set(decl.scaled)
@@ -143,6 +155,8 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
         check_module(code, base)
     except ValueError as exc:
         raise click.ClickException(f"{arch}: {exc}") from None
+    for warning in wide_dims(decl, base):
+        click.echo(f"{arch}: {warning}", err=True)
     _write(output, code, [arch])
     click.echo(f"wrote {output}")
 

@@ -43,11 +43,13 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
     kind = checks.lowrank(name, fields, shp)
     checks.rank_from_repeat(name, shp)
     checks.positive(name, shp, dims, scaled)
+    checks.role_shape(name, role, shp, dims, scaled)
     low = checks.deficient(name, shp, dims, scaled, kind)
     factorised = low and kind == "factorised"
     gauge = checks.choice(fields.get("gauge", "init"), name, "gauge", GAUGES)
     init = checks.per_factor(fields, name, "init", "normal", lambda v: checks.choice(v, name, "init", INITS),
                              factorised)
+    checks.init_for_role(name, role, init)
     if gauge == "multiplier" and "zeros" in init.values():
         raise DeclarationError(name, "gauge", "a zero-init weight has no scale to move into a multiplier")
     params = checks.per_factor(fields, name, "params", (), checks.globs(name), factorised)

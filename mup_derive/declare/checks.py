@@ -83,6 +83,44 @@ def shapes(name: str, fields: dict[str, Any], op_role: str, names: set[str]) -> 
     return out
 
 
+@lru_cache(maxsize=4096)
+def _grows(shape: Shape, key: tuple[tuple[tuple[str, int], ...], tuple[str, ...]]) -> bool:
+    """Whether ``shape`` grows with a scaled symbol (n, L, r or a declared one), the others at a middle value."""
+    point: Point = {**{k: float(v) for k, v in key[0]}, "n": 2.0 ** 12, "L": 8.0, "r": 4.0,
+                    **{k: 64.0 for k in key[1]}}
+    base = shape.value(point)
+    return any(shape.value({**point, s: point[s] * 2.0 ** 20}) > base * 1.05 for s in ("n", "L", "r", *key[1]))
+
+
+ROLE_SHAPES = {  # role -> (fan_in grows, fan_out grows, how to spell the op otherwise)
+    "input": (False, True, "an input op maps data of a fixed size (vocab, channels) to the width"),
+    "hidden": (True, True, "a hidden op maps between growing dims; a projection to a fixed dim that later ops "
+                           "read (MQA's K/V heads, a latent) is fan_out = n with rank = that dim and lowrank = "
+                           "\"repeat\" or \"factorised\"; a readout is role = \"output\"; an op reading fixed-size "
+                           "data is role = \"input\""),
+    "output": (True, False, "an output op (readout) maps the width to a fixed size (vocab, classes); a map between "
+                            "growing dims is role = \"hidden\""),
+}
+
+
+def role_shape(name: str, op_role: str, shp: dict[str, Shape], dims: dict[str, int], scaled: list[str]) -> None:
+    """input, hidden and output ops have the shapes their roles mean: which fans grow with the scaled symbols."""
+    if op_role not in ROLE_SHAPES:
+        return
+    *want, how = ROLE_SHAPES[op_role]
+    for fld, grows in zip(("fan_in", "fan_out"), want, strict=True):
+        if _grows(shp[fld], _key(dims, scaled)) != grows:
+            state = "grows with a scaled symbol" if not grows else "is fixed"
+            raise DeclarationError(name, fld, f"{shp[fld].expr} {state}, which contradicts role = {op_role!r}: {how}")
+
+
+def init_for_role(name: str, op_role: str, init: dict[str, str]) -> None:
+    """``init = "ones"`` is for gains (role vector); a matrix initialised to ones is rank one, not a feature map."""
+    if "ones" in init.values() and op_role != "vector":
+        raise DeclarationError(name, "init", f"\"ones\" is for gains (role = \"vector\"), not role = {op_role!r}; "
+                                             "use \"normal\" or \"zeros\"")
+
+
 def lowrank(name: str, fields: dict[str, Any], shp: dict[str, Shape]) -> str | None:
     """The declared low-rank kind, which needs a rank (or repeat); a factorised op takes no repeat."""
     kind = fields.get("lowrank")

@@ -13,8 +13,9 @@ ROLES = ("input", "hidden", "output", "vector", "contraction")
 
 @lru_cache(maxsize=4096)
 def quotient(a: sp.Expr, b: sp.Expr) -> sp.Expr:
-    """a / b simplified (cached: declarations repeat their shapes)."""
-    return a if b == 1 else sp.simplify(a / b)
+    """a / b, with a quotient of sums cancelled (cached: declarations repeat their shapes)."""
+    q = a / b
+    return sp.cancel(q) if q.has(sp.Add) else q
 INITS = ("normal", "ones", "zeros")
 GAUGES = ("init", "multiplier")
 LOWRANK = ("repeat", "factorised")

@@ -1,13 +1,19 @@
-"""Leading terms and exponents of exact rules as a scaled symbol grows."""
+"""Leading terms and exponents as the scaled symbols grow, in the order a regime states.
+
+A regime is a tuple of growing symbols, fastest first (``(n, L, r)``: n dominates); the others
+are held fixed.  A term's exponent vector is the sum over its bases (see :mod:`.terms`); only a
+sum needs an asymptotic expansion, once per distinct sum.
+"""
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import sympy as sp
 
-from ..declare.grammar import n
+from .terms import Term
 
 _x = sp.Dummy("x", positive=True)
+Regime = tuple[sp.Symbol, ...]
 
 
 def _lead(expr: sp.Expr, s: sp.Symbol) -> tuple[sp.Expr, sp.Expr] | None:
@@ -25,8 +31,11 @@ def _lead(expr: sp.Expr, s: sp.Symbol) -> tuple[sp.Expr, sp.Expr] | None:
         if expr.is_Mul:
             return sp.Mul(*(c for c, _ in pairs)), sp.Add(*(e for _, e in pairs))
         top = max(e for _, e in pairs)
-        coeff = sp.Add(*(c for c, e in pairs if e == top))
-        return None if sp.simplify(coeff) == 0 else (coeff, top)   # cancellation: ask SymPy
+        tops = [c for c, e in pairs if e == top]
+        coeff = sp.Add(*tops)
+        if len(tops) > 1 and sp.simplify(coeff) == 0:             # cancellation: ask SymPy
+            return None
+        return coeff, top
     if expr.is_Pow and expr.exp.is_Rational:
         base = _lead(expr.base, s)
         return None if base is None else (base[0] ** expr.exp, base[1] * expr.exp)
@@ -43,20 +52,36 @@ def leading(expr: sp.Expr, s: sp.Symbol) -> tuple[sp.Expr, sp.Expr]:
     return term, sp.nsimplify(sp.simplify(s * sp.diff(sp.log(term), s)))
 
 
-@cache
-def tidy(expr: sp.Expr) -> sp.Expr:
-    """The shortest of a few equivalent forms (deterministic).  Writing every symbol as a
-    square first turns the square roots into a rational function that ``cancel`` reduces."""
-    roots = {s: sp.Dummy(s.name, positive=True) for s in expr.free_symbols}
-    squared = sp.cancel(expr.subs({s: t ** 2 for s, t in roots.items()}))
-    back = {t: sp.sqrt(s) for s, t in roots.items()}
-    forms = [expr, sp.factor(squared).subs(back), squared.subs(back)]
-    forms += [sp.factor_terms(f) for f in forms]
-    return min(forms, key=lambda f: (sp.count_ops(f), len(sp.sstr(f)), sp.sstr(f)))
+@lru_cache(maxsize=8192)
+def base_exponents(base: sp.Expr, regime: Regime) -> tuple[sp.Expr, ...]:
+    """Exponent of each growing symbol in ``base``, each taken in the leading term of the ones before it."""
+    if base.is_Symbol:
+        return tuple(sp.Integer(1 if s == base else 0) for s in regime)
+    out, t = [], base
+    for s in regime:
+        t, e = leading(t, s)
+        out.append(e)
+    return tuple(out)
 
 
-@cache
-def scale(exact: sp.Expr, scaling: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, dict[str, sp.Expr]]:
-    """Leading order in n (other symbols exact), tidied, and the leading exponent of each symbol."""
-    term = tidy(leading(exact, n)[0])
-    return term, {s.name: leading(term, s)[1] for s in scaling}
+@lru_cache(maxsize=65536)
+def exponents(term: Term, regime: Regime) -> dict[str, sp.Expr]:
+    """{symbol name: leading exponent} of ``term`` for every growing symbol of the regime."""
+    vec = [sp.Integer(0)] * len(regime)
+    for base, p in term.powers:
+        for i, e in enumerate(base_exponents(base, regime)):
+            vec[i] += p * e
+    return {s.name: v for s, v in zip(regime, vec, strict=True)}
+
+
+@lru_cache(maxsize=8192)
+def _base_lead(base: sp.Expr, s: sp.Symbol) -> sp.Expr:
+    return base if base.is_Symbol else leading(base, s)[0]
+
+
+@lru_cache(maxsize=65536)
+def lead(term: Term, s: sp.Symbol | None) -> sp.Expr:
+    """The leading term of ``term`` as ``s`` grows, the other symbols exact (``None``: the exact term)."""
+    if s is None:
+        return term.expr
+    return term.coeff * sp.Mul(*(_base_lead(b, s) ** p for b, p in term.powers))

@@ -22,24 +22,30 @@ from functools import lru_cache
 
 import sympy as sp
 
-from ..declare.grammar import L, n
+from ..declare.grammar import L
 from ..declare.ops import Op
 from . import norms
-from .asymptotics import leading
+from .asymptotics import exponents
 from .settings import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings
+from .terms import ONE, Term
 
 sigma, mult, eta, lam, eps = sp.symbols("sigma m eta lambda epsilon", positive=True)
-ONE = sp.Integer(1)
+SIGMA, MULT, ETA, LAM, EPS = (Term.of(x) for x in (sigma, mult, eta, lam, eps))
+ZERO = Term(sp.Integer(0))
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One solved quantity of one op: its exact solution and the condition it solves."""
+    """One solved quantity of one op: its exact solution (a product of powers) and the condition it solves."""
 
     quantity: str
     optimizer: str | None
-    exact: sp.Expr
+    term: Term
     reason: str
+
+    @property
+    def exact(self) -> sp.Expr:
+        return self.term.expr
 
 
 @dataclass(frozen=True)
@@ -47,129 +53,146 @@ class Tie:
     """What a tied op inherits from the op it shares storage with: its init std and LRs."""
 
     name: str
-    init_std: sp.Expr
-    lr: tuple[tuple[str, sp.Expr], ...]
+    init_std: Term
+    lr: tuple[tuple[str, Term], ...]
+    regime: tuple[sp.Symbol, ...] = ()      # the growing symbols the tie's consistency is judged in
 
 
-def solve_for(lhs: sp.Expr, rhs: sp.Expr, unknown: sp.Symbol) -> sp.Expr:
-    """The positive solution of ``lhs = rhs`` for ``unknown``: by hand where the condition is
-    linear in it (every μP condition is), else by ``sympy.solve``."""
-    f = lhs - rhs
-    slope = sp.diff(f, unknown)
-    if slope != 0 and not slope.has(unknown):
-        sols = [sp.cancel(-f.subs(unknown, 0) / slope)]
-    else:
-        sols = sp.solve(sp.Eq(lhs, rhs), unknown, dict=False)
-    if len(sols) != 1 or sols[0].is_positive is False:
-        raise ArithmeticError(f"condition {lhs} = {rhs} has no single positive solution for {unknown}")
-    return sols[0]
+def _s(expr: sp.Expr) -> str:
+    return str(sp.sstr(expr))
 
 
 # --- μP: init and multiplier (the gauge) ----------------------------------------------------
 def _norm_model(op: Op) -> tuple[norms.InitNorm, str]:
-    """The init norm the op's condition uses: a factor A keeps its output's RMS; others the rank-adjusted norm."""
-    if op.factor == "A":
-        return norms.expected_init, f"||A||_E = m sigma sqrt({op.fan_out})"
-    return norms.rank_adjusted_init, f"||A||_rho = m sigma (sqrt({op.fan_out}) + sqrt({op.fan_in}))"
+    """The init norm the op's condition uses: the expected norm where the input never aligns with the weight (an
+    input op reads data, one-hot or dense; a factor A's rank-dim output is a feature that keeps its RMS), the
+    coherent norm for a readout (its inputs come to align with its rows), else the rank-adjusted norm."""
+    if op.factor == "A" or op.role == "input":
+        return norms.expected_init, f"||A||_E = multiplier x std x sqrt({_s(op.fan_out)})"
+    if op.role == "output":
+        return norms.coherent_init, f"||A||_row = multiplier x std x sqrt({_s(op.fan_in)})"
+    return norms.rank_adjusted_init, (f"||A||_rho = multiplier x std x (sqrt({_s(op.fan_out)}) + "
+                                      f"sqrt({_s(op.fan_in)}))")
 
 
 def _notes(op: Op) -> str:
-    rank = (f" (rank {op.rank}: expected-operator norm, ||A||_2 = ({sp.sstr(norms.kappa(op))}) ||A||_rho)"
+    rank = (f" (rank {_s(op.rank)}: expected-operator norm, ||A||_2 = ({_s(norms.kappa(op).expr)}) ||A||_rho)"
             if op.repeat != 1 else "")
-    factor = (" (factor A: its rank-dim output feeds factor B, a feature that keeps its RMS, not a readout)"
-              if op.factor == "A" else "")
-    return rank + factor
+    factor = {"A": " (factor A: its rank-dim output feeds factor B, a feature that keeps its RMS, not a readout)",
+              "input": " (input op: it reads data, which never aligns with its weights)",
+              "output": " (readout: each output sums fan_in inputs that align with its row after training, so its "
+                        "largest row norm, not the RMS over outputs that ||A||_2 bounds, must meet the target)"}
+    return rank + factor.get(op.factor or "", factor.get(op.role, ""))
 
 
 def tied_init(op: Op, tie: Tie) -> tuple[Rule, ...]:
-    m = solve_for(norms.rank_adjusted_init(op, tie.init_std, mult), norms.target(op), mult)
+    norm, text = _norm_model(op)
+    m = norm(op, tie.init_std, MULT).solve(mult, norms.target(op))
     return (Rule("init_std", None, tie.init_std, f"tied to '{tie.name}': shares the stored weight"),
-            Rule("multiplier", None, m, "||A||_rho = sqrt(fan_out/fan_in) with the tied weight's sigma solved for m"))
+            Rule("multiplier", None, m, f"{text} = sqrt(fan_out/fan_in) with the tied weight's std solved for the "
+                                        "multiplier"))
 
 
 def zero_init() -> tuple[Rule, ...]:
     return (Rule("multiplier", None, ONE, "gauge: multiplier fixed to 1"),
-            Rule("init_std", None, sp.Integer(0),
-                 "declared zero init: ||A_0|| = 0, the update condition alone sets the scale"))
+            Rule("init_std", None, ZERO, "declared zero init: ||A_0|| = 0, the update condition alone sets the scale"))
+
+
+def ones_init() -> tuple[Rule, ...]:
+    return (Rule("multiplier", None, ONE, "gauge: multiplier fixed to 1"),
+            Rule("init_std", None, ONE, "declared ones init: a gain of 1 passes each coordinate at its scale "
+                                        "(||A||_RMS->RMS = 1 = sqrt(fan_out/fan_in) per coordinate)"))
 
 
 def init_in_std(op: Op) -> tuple[Rule, ...]:
     """Gauge 'init': m = 1, solve the init condition for sigma."""
     norm, text = _norm_model(op)
-    s_val = solve_for(norm(op, sigma, ONE), norms.target(op), sigma)
+    s_val = norm(op, SIGMA, ONE).solve(sigma, norms.target(op))
     return (Rule("multiplier", None, ONE, "gauge: multiplier fixed to 1"),
-            Rule("init_std", None, s_val, f"init {text} = sqrt(fan_out/fan_in){_notes(op)}"))
+            Rule("init_std", None, s_val, f"init {text.replace('multiplier x ', '')} = sqrt(fan_out/fan_in)"
+                                          f"{_notes(op)}"))
 
 
 def init_in_multiplier(op: Op) -> tuple[Rule, ...]:
     """Gauge 'multiplier': sigma = 1, solve the init condition for m."""
     norm, text = _norm_model(op)
-    m_val = solve_for(norm(op, ONE, mult), norms.target(op), mult)
-    factor = _notes(op) if op.factor == "A" else ""
+    m_val = norm(op, ONE, MULT).solve(mult, norms.target(op))
+    factor = _notes(op) if op.factor == "A" or op.role in ("input", "output") else ""
     return (Rule("init_std", None, ONE, "gauge: stored weight at unit scale"),
-            Rule("multiplier", None, m_val, f"init {text.replace(' sigma', '')} = sqrt(fan_out/fan_in){factor}"))
+            Rule("multiplier", None, m_val, f"init {text.replace(' x std', '')} = sqrt(fan_out/fan_in){factor}"))
 
 
 def init_rules(op: Op, s: Settings, tie: Tie | None) -> tuple[Rule, ...]:
-    """init std and multiplier: inherited from a tie, zero, or solved in the op's gauge."""
+    """init std and multiplier: inherited from a tie, zero, ones, or solved in the op's gauge."""
     if tie is not None:
         return tied_init(op, tie)
     if op.init == "zeros":
         return zero_init()
+    if op.init == "ones":
+        return ones_init()
     gauge = s.output_gauge if (op.role == "output" and s.output_gauge) else op.gauge
     return init_in_std(op) if gauge == "init" else init_in_multiplier(op)
 
 
 # --- μP: learning rate, weight decay, eps ---------------------------------------------------
-def update_size(op: Op, s: Settings) -> tuple[sp.Expr, str]:
+def update_size(op: Op, s: Settings) -> tuple[Term, str]:
     """The size a step must have, sqrt(fan_out/fan_in) x depth x kappa, and the notes that say why."""
     kappa = norms.kappa(op) if s.update_target == "spectral" else ONE
-    depth = L ** (s.alpha - 1) if op.branch else ONE
-    note = f" x L^({sp.sstr(s.alpha - 1)}) (branch of {sp.sstr(L ** -s.alpha)}, L branches add)" if op.branch else ""
+    depth = Term.of(L) ** (s.alpha - 1) if op.branch else ONE
+    note = ""
+    if op.branch:
+        note = (f" x L^({_s(s.alpha - 1)})" if s.alpha != 1 else "") + \
+            f" (inside a residual branch x L^-{_s(s.alpha)}; the L branches' updates add coherently)"
     if op.repeat != 1:
-        note += f" x kappa = {sp.sstr(kappa)} ({s.update_space} step, {s.update_target} target)"
+        note += f" x kappa = {_s(kappa.expr)} ({s.update_space} step, {s.update_target} target)"
     return norms.target(op) * depth * kappa, note
 
 
-def lr_rule(op: Op, s: Settings, opt: str, m: sp.Expr) -> Rule:
+def lr_rule(op: Op, s: Settings, opt: str, m: Term) -> Rule:
     size, note = update_size(op, s)
-    lr = solve_for(norms.update_norm(op, opt, eta, m, s.alpha, s.update_space), size, eta)
+    lr = norms.update_norm(op, opt, ETA, m, s.alpha, s.update_space).solve(eta, size)
     return Rule("lr", opt, lr, f"{opt}: ||dA|| = sqrt(fan_out/fan_in){note}")
 
 
-def tied_lr_rule(op: Op, s: Settings, opt: str, m: sp.Expr, tie: Tie) -> Rule:
-    """The tied op's LR is its partner's; the reason says whether its own update condition holds."""
+def tied_lr_rule(op: Op, s: Settings, opt: str, m: Term, tie: Tie) -> Rule:
+    """The tied op's LR is its partner's; the reason says whether its own update condition holds in every growing
+    symbol (the exponents of the step's size over the size it should have)."""
     lr = dict(tie.lr)[opt]
     size, _ = update_size(op, s)
-    _, off = leading(sp.simplify(norms.update_norm(op, opt, lr, m, s.alpha, s.update_space) / size), n)
-    note = "consistent" if off == 0 else f"update off by n^{sp.sstr(off)}: tie over-determines"
+    off = norms.update_norm(op, opt, lr, m, s.alpha, s.update_space) / size
+    wrong = {k: e for k, e in exponents(off, tie.regime).items() if e != 0}
+    note = ("consistent" if not wrong else
+            "update off by " + " ".join(f"{k}^{_s(e)}" for k, e in wrong.items()) + ": tie over-determines")
     return Rule("lr", opt, lr, f"tied to '{tie.name}'; its step here: {note}")
 
 
-def wd_rule(op: Op, opt: str, lr: sp.Expr, m: sp.Expr) -> Rule:
-    size = sp.Symbol("A0", positive=True)       # eta lambda ||A_0|| = ||A_0||: any nonzero scale
-    return Rule("wd", opt, solve_for(lr * lam * size, size, lam),
-                f"{opt}: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)")
+def wd_rule(opt: str, lr: Term) -> Rule:
+    """eta lambda ||A_0|| = ||A_0|| for any nonzero scale: lambda = 1 / eta."""
+    return Rule("wd", opt, ONE / lr, f"{opt}: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)")
 
 
-def eps_rules(op: Op, s: Settings, m: sp.Expr) -> tuple[Rule, ...]:
+EPS_REASON = ("eps = typical |dloss/dW_ij|: the rank-one gradient (|dloss/dy| = L^-alpha inside a branch, / "
+              "sqrt(fan_out); x sqrt(fan_in); x sqrt(repeat), the repeated rows' gradients adding) spread over "
+              "the stored entries")
+
+
+def eps_rules(op: Op, s: Settings, m: Term) -> tuple[Rule, ...]:
     if s.eps == "constant":
         e, why = ONE, "constant eps (microsoft/mup's convention; --eps derived scales it)"
     else:
-        e = solve_for(eps, norms.grad_entry(op, s.alpha, m), eps)
-        why = "eps = typical |dloss/dW_ij| = m sqrt(c) G sqrt(fan_in)/sqrt(p q)"
+        e, why = norms.grad_entry(op, s.alpha, m), EPS_REASON
     return tuple(Rule("eps", opt, e, why) for opt in EPS_OPTIMIZERS)
 
 
 def mup_rules(op: Op, s: Settings, tie: Tie | None = None) -> tuple[Rule, ...]:
     """Every μP rule of one op: init and multiplier, then LR (and WD) per optimizer, then eps."""
     out = list(init_rules(op, s, tie))
-    m = next(rule.exact for rule in out if rule.quantity == "multiplier")
+    m = next(rule.term for rule in out if rule.quantity == "multiplier")
     for opt in OPTIMIZERS:
         lr = lr_rule(op, s, opt, m) if tie is None else tied_lr_rule(op, s, opt, m, tie)
         out.append(lr)
         if opt in WD_OPTIMIZERS:
-            out.append(wd_rule(op, opt, lr.exact, m))
+            out.append(wd_rule(opt, lr.term))
     return tuple(out) + eps_rules(op, s, m)
 
 
@@ -177,12 +200,17 @@ cached_mup_rules = lru_cache(maxsize=None)(mup_rules)
 
 
 # --- SP, contractions and the residual ------------------------------------------------------
-def sp_rules(op: Op) -> tuple[Rule, ...]:
-    """Standard parameterization: fan-in init, one global LR, WD and eps, no multiplier."""
-    if op.init == "zeros":
-        init = Rule("init_std", None, sp.Integer(0), "declared zero init")
+def sp_rules(op: Op, tie: Tie | None = None) -> tuple[Rule, ...]:
+    """Standard parameterization: fan-in init (a tied op shares its partner's), one global LR, WD and eps,
+    no multiplier."""
+    if tie is not None:
+        init = Rule("init_std", None, tie.init_std, f"tied to '{tie.name}': shares the stored weight")
+    elif op.init == "zeros":
+        init = Rule("init_std", None, ZERO, "declared zero init")
+    elif op.init == "ones":
+        init = Rule("init_std", None, ONE, "declared ones init")
     else:
-        init = Rule("init_std", None, solve_for(norms.expected_init(op, sigma, ONE), norms.target(op), sigma),
+        init = Rule("init_std", None, norms.expected_init(op, SIGMA, ONE).solve(sigma, norms.target(op)),
                     "SP: fan-in init, ||A||_E = sqrt(fan_out/fan_in)")
     out = [Rule("multiplier", None, ONE, "SP: no multiplier"), init]
     for opt in OPTIMIZERS:
@@ -195,13 +223,13 @@ def sp_rules(op: Op) -> tuple[Rule, ...]:
 def contraction_rule(op: Op, s: Settings) -> Rule:
     """A parameter-free sum over fan_in: 1/d for correlated operands (LLN) under μP, 1/sqrt(d) otherwise."""
     correlated = op.correlated and s.parametrization == "mup"
-    gamma = ONE if correlated else sp.Rational(1, 2)
+    gamma = sp.Integer(1) if correlated else sp.Rational(1, 2)
     law = "LLN: trained operands correlate" if correlated else "CLT: independent operands"
-    return Rule("multiplier", None, solve_for(mult * op.fan_in ** gamma, ONE, mult),
-                f"sum over {op.fan_in} grows as ^{gamma} ({law})")
+    return Rule("multiplier", None, ONE / Term.of(op.fan_in) ** gamma,
+                f"sum over {_s(op.fan_in)} grows as ^{gamma} ({law})")
 
 
-DEPTH_NAMES = {ONE: " (CompleteP)", sp.Rational(1, 2): " (depth-muP)"}
+DEPTH_NAMES = {sp.Integer(1): " (CompleteP)", sp.Rational(1, 2): " (depth-muP)"}
 
 
 def residual_rule(s: Settings) -> Rule:
@@ -209,5 +237,4 @@ def residual_rule(s: Settings) -> Rule:
     mup = s.parametrization == "mup"
     a = s.alpha if mup else sp.Integer(0)
     name = DEPTH_NAMES.get(a, "") if mup else " (SP)"
-    return Rule("multiplier", None, solve_for(mult * L ** a, ONE, mult),
-                f"residual branches x L^-alpha, alpha = {a}{name}")
+    return Rule("multiplier", None, Term.of(L) ** -a, f"residual branches x L^-alpha, alpha = {a}{name}")

@@ -33,6 +33,11 @@ def _latex(v: sp.Expr) -> str:
 _exp = _str
 
 
+def _exponent(e: Entry, symbol: str) -> str:
+    """The entry's exponent of ``symbol``, or ``fixed`` where the regime holds it fixed."""
+    return _exp(e.exponents[symbol]) if symbol in e.exponents else "fixed"
+
+
 def explained(e: Entry) -> str:
     """The entry's reason joined with its solution."""
     return f"{e.reason} => {_str(e.expr)}"
@@ -49,7 +54,7 @@ def _header(table: Table) -> dict[str, Any]:
     s = table.settings
     return {"architecture": table.arch.name, "parametrization": s.parametrization,
             "alpha": _exp(s.alpha), "update_space": s.update_space, "update_target": s.update_target,
-            "eps": s.eps, "dims": dict(table.arch.dims), "scaled": _scaled(table)}
+            "eps": s.eps, "dims": dict(table.arch.dims), "scaled": _scaled(table), "regime": list(table.regime)}
 
 
 def _scaled(table: Table) -> dict[str, str]:
@@ -69,7 +74,7 @@ def to_json(table: Table) -> str:
                            branch=o.branch, tied=o.tied)
     ops["residual"].update(role="residual")
     for e in table.entries:
-        item = {"expr": _str(e.expr), "latex": _latex(e.expr),
+        item = {"expr": _str(e.expr), "exact": _str(e.exact), "latex": _latex(e.expr),
                 "exponents": {k: _exp(v) for k, v in e.exponents.items()}, "reason": explained(e)}
         q = ops[e.op].setdefault(e.quantity, {})
         if e.optimizer is None:
@@ -85,10 +90,10 @@ def to_csv(table: Table) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     syms = _syms(table)
-    w.writerow(["op", "quantity", "optimizer", "expr", *(f"exp_{k}" for k in syms), "reason"])
+    w.writerow(["op", "quantity", "optimizer", "expr", *(f"exp_{k}" for k in syms), "exact", "reason"])
     for e in table.entries:
-        w.writerow([e.op, e.quantity, e.optimizer or "", _str(e.expr), *(_exp(e.exponents[k]) for k in syms),
-                    explained(e)])
+        w.writerow([e.op, e.quantity, e.optimizer or "", _str(e.expr), *(_exponent(e, k) for k in syms),
+                    _str(e.exact), explained(e)])
     return buf.getvalue()
 
 
@@ -97,7 +102,9 @@ def to_markdown(table: Table) -> str:
     syms = _syms(table)
     lines = [f"# {h['architecture']}: {h['parametrization']} (alpha = {h['alpha']}, "
              f"KV step: {h['update_space']} space, {h['update_target']} target; eps: {h['eps']}; "
-             f"dims = {h['dims']}; scaled: {', '.join(f'{k} ({v})' for k, v in h['scaled'].items())})", "",
+             f"dims = {h['dims']}; scaled: {', '.join(f'{k} ({v})' for k, v in h['scaled'].items())}; "
+             f"growing, fastest first: {', '.join(h['regime']) or 'none'}; rules exact, exponents in this regime)",
+             "",
              "| op | role | " + " | ".join(t for *_, t in SUMMARY) + " |",
              "|" + "---|" * (len(SUMMARY) + 2)]
     for o in table.arch.ops:
@@ -109,7 +116,7 @@ def to_markdown(table: Table) -> str:
               "|---|---|---|---|" + "---|" * len(syms) + "---|"]
     for e in table.entries:
         lines.append(f"| {e.op} | {e.quantity} | {e.optimizer or ''} | `{_str(e.expr)}` | "
-                     + " | ".join(_exp(e.exponents[k]) for k in syms)
+                     + " | ".join(_exponent(e, k) for k in syms)
                      + f" | {explained(e).replace('|', '∣')} |")
     return "\n".join(lines) + "\n"
 

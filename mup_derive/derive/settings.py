@@ -33,6 +33,10 @@ class Settings:
     The default, effective space with the rank-adjusted target (f = 1), keeps every coordinate
     of K and V's update Θ(1) in r; it is the one the coordinate check and the LR sweeps
     across r support (``reports/README.md``).
+
+    ``regime`` names the scaled symbols that grow, fastest first (default: every scaled symbol,
+    n first); the others are held fixed.  It decides only the exponents and leading terms the
+    table reports: every rule, and the code generated from it, is exact in all symbols.
     """
 
     alpha: sp.Rational = sp.Integer(1)
@@ -41,6 +45,7 @@ class Settings:
     parametrization: str = "mup"
     output_gauge: str | None = None
     eps: str = "derived"
+    regime: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", sp.nsimplify(self.alpha))
@@ -50,6 +55,10 @@ class Settings:
                                      (self.eps, EPS_RULES, "eps")):
             if value not in choices:
                 raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+        if self.regime is not None:
+            object.__setattr__(self, "regime", tuple(self.regime))
+            if len(set(self.regime)) != len(self.regime) or not all(isinstance(k, str) for k in self.regime):
+                raise ValueError(f"regime must name distinct scaled symbols, got {self.regime!r}")
         if self.parametrization == "mup" and not sp.Rational(1, 2) <= self.alpha <= 1:
             raise ValueError("alpha must lie in [1/2, 1]: below 1/2 the residual stream blows up "
                              "at init, above 1 blocks stop learning features")

@@ -1,8 +1,8 @@
 """Solve the feature-learning conditions of every op into a :class:`Table` (:func:`solve`).
 
-Each op's rules come from :mod:`.conditions`; every solution is reduced to the n -> oo leading
-term of its exact form (other symbols exact), with the leading exponent of each scaled symbol.
-Ops with the same signature (shape, role, flags) share one solve.
+Each op's rules come from :mod:`.conditions` as exact products of powers (:mod:`.terms`); the
+table keeps the exact solution, its leading term in the regime's fastest symbol (the others exact)
+and each growing symbol's exponent.  Ops with the same signature (shape, role, flags) share one solve.
 """
 from __future__ import annotations
 
@@ -14,21 +14,23 @@ from ..declare.build import architecture
 from ..declare.grammar import n
 from ..declare.ops import Architecture, Op
 from . import conditions
-from .asymptotics import scale
+from .asymptotics import Regime, exponents, lead
 from .conditions import Rule, Tie
 from .settings import OPTIMIZERS, Settings
+from .terms import Term
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of a table: the leading-order scale of a quantity, its exponents and the condition it solves."""
+    """One row of a table: a quantity's exact rule, its leading-order scale, exponents and the condition it solves."""
 
     op: str
     quantity: str
     optimizer: str | None
-    expr: sp.Expr                 # leading-order scale in n (the other symbols exact)
-    exponents: dict[str, sp.Expr]  # leading exponent of every scaled symbol
+    expr: sp.Expr                 # leading term in the regime's fastest symbol (the others exact)
+    exponents: dict[str, sp.Expr]  # leading exponent of every growing symbol (the fixed ones are absent)
     reason: str                   # the condition, without the solution (renderers add it)
+    exact: sp.Expr                # the exact solution in every symbol: what generated code evaluates
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Table:
     arch: Architecture
     settings: Settings
     entries: tuple[Entry, ...]
+    regime: tuple[str, ...] = ("n", "L", "r")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {(e.op, e.quantity, e.optimizer): e for e in self.entries})
@@ -47,43 +50,58 @@ class Table:
         return entry
 
     def exponents(self, op: str, quantity: str, optimizer: str | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-        """Leading exponents of n, L, r (``.get(...).exponents`` has every scaled symbol)."""
+        """Leading exponents of n, L, r (0 for one held fixed; ``.get(...).exponents`` has every growing symbol)."""
         e = self.get(op, quantity, optimizer).exponents
-        return e["n"], e["L"], e["r"]
+        return e.get("n", sp.Integer(0)), e.get("L", sp.Integer(0)), e.get("r", sp.Integer(0))
 
 
-def _op_rules(op: Op, s: Settings, exact: dict[tuple[str, str, str | None], sp.Expr]) -> tuple[Rule, ...]:
+def regime_of(arch: Architecture, settings: Settings) -> Regime:
+    """The growing symbols, fastest first: ``settings.regime`` or every scaled symbol (n, L, r, declared)."""
+    scaled = {s.name: s for s in arch.scaling}
+    if settings.regime is None:
+        return arch.scaling
+    unknown = [k for k in settings.regime if k not in scaled]
+    if unknown:
+        raise ValueError(f"regime: {unknown[0]!r} is not a scaled symbol of {arch.name!r}; scaled: {list(scaled)}")
+    return tuple(scaled[k] for k in settings.regime)
+
+
+def _op_rules(op: Op, s: Settings, exact: dict[tuple[str, str, str | None], Term], regime: Regime) -> tuple[Rule, ...]:
     """The rules of one op; ``exact`` holds the solutions so far (a tied op reads its partner's)."""
     if op.role == "contraction":
         return (conditions.contraction_rule(op, s),)
-    if s.parametrization == "sp":
-        return conditions.sp_rules(op)
+    tie = None
     if op.tied:
         t = op.tied
-        tie = Tie(t, exact[(t, "init_std", None)], tuple((o, exact[(t, "lr", o)]) for o in OPTIMIZERS))
+        tie = Tie(t, exact[(t, "init_std", None)], tuple((o, exact[(t, "lr", o)]) for o in OPTIMIZERS), regime)
+    if s.parametrization == "sp":
+        return conditions.sp_rules(op, tie)
+    if tie is not None:
         return conditions.mup_rules(op, s, tie)
     return conditions.cached_mup_rules(replace(op, name="", params=(), parent=None), s)
 
 
 def solve(arch: Architecture, settings: Settings | None = None) -> Table:
-    """The parameterization table of ``arch``: every op's rules at leading order, in declaration order."""
+    """The parameterization table of ``arch``: every op's exact rules, leading terms and exponents, in
+    declaration order."""
     s = settings or Settings()
-    exact: dict[tuple[str, str, str | None], sp.Expr] = {}
+    regime = regime_of(arch, s)
+    first = regime[0] if regime else None
+    exact: dict[tuple[str, str, str | None], Term] = {}
     entries: list[Entry] = []
-    scaling = arch.scaling
 
     def add(name: str, rule: Rule) -> None:
-        exact[(name, rule.quantity, rule.optimizer)] = rule.exact
-        expr, exps = scale(rule.exact, scaling)
-        entries.append(Entry(name, rule.quantity, rule.optimizer, expr, dict(exps), rule.reason))
+        exact[(name, rule.quantity, rule.optimizer)] = rule.term
+        entries.append(Entry(name, rule.quantity, rule.optimizer, lead(rule.term, first),
+                             dict(exponents(rule.term, regime)), rule.reason, rule.exact))
 
     add("residual", conditions.residual_rule(s))
     for op in sorted(arch.ops, key=lambda o: o.tied is not None):      # ties after the ops they name
-        for rule in _op_rules(op, s, exact):
+        for rule in _op_rules(op, s, exact, regime):
             add(op.name, rule)
     order = {o.name: i for i, o in enumerate(arch.ops)}
     entries.sort(key=lambda e: order.get(e.op, -1))
-    return Table(arch, s, tuple(entries))
+    return Table(arch, s, tuple(entries), tuple(x.name for x in regime))
 
 
 def gqa_factor(update_space: str, update_target: str) -> sp.Expr:

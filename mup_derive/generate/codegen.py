@@ -28,15 +28,26 @@ def _py(expr: sp.Expr, dims: dict[sp.Symbol, int]) -> str:
 
 
 def shape_rules(table: Table) -> dict[str, dict[str, tuple[str, str]]]:
-    """{op: {key: (python expression, reason)}} for the rules that change with the shape; keys
-    are init_std, multiplier, lr_<opt>, wd_<opt>, eps_<opt>."""
+    """{op: {key: (python expression, reason)}} for the rules that change with the shape, and every
+    contraction's multiplier (its absolute value is the forward scale); keys are init_std, multiplier,
+    lr_<opt>, wd_<opt>, eps_<opt>.  Each is the exact solution, not its leading term."""
     dims, scaled = table.arch.dim_symbols, set(table.arch.scaling)
+    contractions = {o.name for o in table.arch.ops if o.role == "contraction"}
     rules: dict[str, dict[str, tuple[str, str]]] = {}
     for e in table.entries:
-        if e.expr.free_symbols & scaled:
+        if e.exact.free_symbols & scaled or (e.op in contractions and e.quantity == "multiplier"):
             key = e.quantity if e.optimizer is None else f"{e.quantity}_{e.optimizer}"
-            rules.setdefault(e.op, {})[key] = (_py(e.expr, dims), e.reason)
+            rules.setdefault(e.op, {})[key] = (_py(e.exact, dims), e.reason)
     return rules
+
+
+def wide_dims(arch: Architecture, base: dict[str, int]) -> list[str]:
+    """Warnings for fixed dims at or above the base width: there the exact rules differ from their
+    leading-order scaling in n (the table's exponents), and the generated code follows the exact ones."""
+    return [f"warning: fixed dim {k} = {v} exceeds the base width n = {base['n']}: the exact rules the code "
+            f"evaluates differ from the table's leading-order exponents in n until n >> {k}"
+            for k, v in arch.dims.items() if v > base["n"] and any(
+                sp.Symbol(k, positive=True) in (op.fan_in * op.fan_out * op.rank).free_symbols for op in arch.ops)]
 
 
 def check_base(arch: Architecture, base: dict[str, int]) -> None:
