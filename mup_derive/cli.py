@@ -58,15 +58,18 @@ def _settings_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--eps", "eps_rule", type=click.Choice(["derived", "constant"]), default="derived",
                      show_default=True, help="Adam eps: scaled with the typical gradient entry (derived) or "
                      "one constant for every shape (microsoft/mup's convention).")(f)
+    f = click.option("--wd", "wd_rule", type=click.Choice(["eta-lambda", "width-only"]), default="eta-lambda",
+                     show_default=True, help="Weight decay: eta*lambda held constant in every symbol, or in width "
+                     "only (CompleteP's convention).")(f)
     return f
 
 
 def _settings(alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str,
-              parametrization: str = "mup") -> Settings:
+              wd_rule: str, parametrization: str = "mup") -> Settings:
     try:
         return Settings(alpha=sp.Rational(alpha.numerator, alpha.denominator), update_space=update_space,
                         update_target=update_target, parametrization=parametrization, output_gauge=output_gauge,
-                        eps=eps_rule)
+                        eps=eps_rule, wd=wd_rule)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--alpha") from None
 
@@ -102,9 +105,9 @@ def main() -> None:
                    "others are held fixed. Decides the exponents shown; the rules stay exact.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 def derive(arch: str, fmt: str, parametrization: str, alpha: Fraction, update_space: str, update_target: str,
-           output_gauge: str | None, eps_rule: str, regime: str | None, output: str | None) -> None:
+           output_gauge: str | None, eps_rule: str, wd_rule: str, regime: str | None, output: str | None) -> None:
     """Solve the feature-learning conditions of ARCH (a TOML declaration) and print the table."""
-    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, parametrization)
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, wd_rule, parametrization)
     decl = _load(arch)
     if regime is not None:
         grow = tuple(k.strip() for k in regime.split(",") if k.strip())
@@ -140,10 +143,11 @@ def _bases(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
               help="Base value of a declared [scaled] symbol (default 1); repeatable.")
 @_settings_options
 def generate(arch: str, output: str, base_width: int, base_depth: int, base_ratio: int, bases: dict[str, int],
-             alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str) -> None:
+             alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str,
+             wd_rule: str) -> None:
     """Emit standalone PyTorch code (init, param groups, multipliers; the model if declared)."""
     from .generate.codegen import check_module, generate_module, wide_dims
-    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule)
+    settings = _settings(alpha, update_space, update_target, output_gauge, eps_rule, wd_rule)
     decl = _load(arch)
     unknown = set(bases) - set(decl.scaled)
     if unknown:
@@ -155,7 +159,7 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
         check_module(code, base)
     except ValueError as exc:
         raise click.ClickException(f"{arch}: {exc}") from None
-    for warning in wide_dims(decl, base):
+    for warning in wide_dims(solve(decl, settings), base):
         click.echo(f"{arch}: {warning}", err=True)
     _write(output, code, [arch])
     click.echo(f"wrote {output}")

@@ -63,7 +63,7 @@ def test_base_of_an_undeclared_symbol_is_refused(tmp_path):
 @pytest.mark.parametrize("eps,exponent", [("constant", "0"), ("derived", "-1")])
 def test_eps_convention(eps, exponent):
     data = json.loads(cli("derive", GQA, "--format", "json", "--eps", eps).output)
-    assert data["eps"] == eps and data["ops"]["q"]["eps"]["adam"]["exponents"]["n"] == exponent
+    assert data["eps"] == eps and data["ops"]["o"]["eps"]["adam"]["exponents"]["n"] == exponent
 
 
 @pytest.mark.parametrize("args,message", [

@@ -31,7 +31,7 @@ import sympy as sp
 
 from . import checks
 from .grammar import BUILTIN, DeclarationError, Shape
-from .ops import GAUGES, INITS, Architecture, Op, quotient
+from .ops import GAUGES, INITS, LAYOUT, Architecture, Op, quotient
 
 
 def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) -> list[Op]:
@@ -53,8 +53,16 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
     if gauge == "multiplier" and "zeros" in init.values():
         raise DeclarationError(name, "gauge", "a zero-init weight has no scale to move into a multiplier")
     params = checks.per_factor(fields, name, "params", (), checks.globs(name), factorised)
+    names = set(BUILTIN) | set(scaled) | set(dims)
+    extra = checks.factors(name, fields, names, dims, scaled)
+    layout = checks.names_list(name, fields, "layout", LAYOUT)
+    checks.layout_for_role(name, role, layout, "batch" in extra)
+    operands = checks.names_list(name, fields, "operands")
+    if operands and role != "contraction":
+        raise DeclarationError(name, "operands", "only a contraction names its operands")
     common: dict[str, Any] = dict(role=role, branch=checks.flag(fields, name, "branch", False), gauge=gauge,
-                                  correlated=checks.flag(fields, name, "correlated", True))
+                                  correlated=checks.flag(fields, name, "correlated", True), operands=operands,
+                                  layout=layout, fused=checks.flag(fields, name, "fused", False), **extra)
     if factorised:
         return _factors(name, shp, init, params, common)
     fan_in, fan_out = shp["fan_in"].expr, shp["fan_out"].expr
@@ -75,8 +83,11 @@ def _factors(name: str, shp: dict[str, Shape], init: dict[str, str], params: dic
              common: dict[str, Any]) -> list[Op]:
     """The factors NAME.A (fan_in -> rank) and NAME.B (rank -> fan_out) of a factorised op."""
     k = shp["rank"].expr
+    if common["layout"] or common["fused"]:
+        raise DeclarationError(name, "layout" if common["layout"] else "fused",
+                               "a factorised op's factors are separate tensors: declare them as two ops")
     return [Op(name=f"{name}.A", fan_in=shp["fan_in"].expr, fan_out=k, rank=k, init=init["A"], params=params["A"],
-               factor="A", parent=name, **common),
+               factor="A", parent=name, **{**common, "gate": sp.Integer(1)}),
             Op(name=f"{name}.B", fan_in=k, fan_out=shp["fan_out"].expr, rank=k, init=init["B"], params=params["B"],
                factor="B", parent=name, **common)]
 
@@ -94,6 +105,22 @@ def _check_tie(op: Op, by_name: dict[str, Op]) -> None:
         raise DeclarationError(op.name, "tied", f"shape {op.fan_in} -> {op.fan_out} is neither that of "
                                                 f"'{other.name}' ({other.fan_in} -> {other.fan_out}) "
                                                 "nor its transpose")
+
+
+def _check_fused(ops: list[Op]) -> None:
+    """Fused ops are the row blocks of one tensor: they share their params globs and fan_in, two or more of them."""
+    groups: dict[tuple[str, ...], list[Op]] = {}
+    for op in ops:
+        if op.fused:
+            if not op.params or op.tied or op.role in ("vector", "contraction"):
+                raise DeclarationError(op.name, "fused", "a row block names its fused tensor's params, is a matrix "
+                                                         "op and is not tied")
+            groups.setdefault(op.params, []).append(op)
+    for params, blocks in groups.items():
+        if len(blocks) < 2:
+            raise DeclarationError(blocks[0].name, "fused", f"no other block shares params {list(params)}")
+        if any(sp.simplify(b.fan_in - blocks[0].fan_in) != 0 for b in blocks):
+            raise DeclarationError(blocks[1].name, "fan_in", "the row blocks of a fused tensor share its fan_in")
 
 
 def architecture(name: str, ops: list[dict[str, Any]], dims: dict[str, int] | None = None,
@@ -114,6 +141,10 @@ def architecture(name: str, ops: list[dict[str, Any]], dims: dict[str, int] | No
     for op in built:
         if op.tied is not None:
             _check_tie(op, by_name)
+        for other in op.operands:
+            if other not in by_name or by_name[other].role == "contraction":
+                raise DeclarationError(op.name, "operands", f"{other!r} is not a declared op with weights")
+    _check_fused(built)
     if not built:
         raise DeclarationError("<architecture>", "op", "no ops declared")
     if model is not None and not isinstance(model, str):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -14,7 +15,7 @@ from .grammar import BUILTIN, MAX_DIM, RESERVED, DeclarationError, Point, Shape,
 from .ops import LOWRANK, ROLES
 
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
-             "gauge", "init", "params", "correlated"}
+             "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
@@ -112,6 +113,48 @@ def role_shape(name: str, op_role: str, shp: dict[str, Shape], dims: dict[str, i
         if _grows(shp[fld], _key(dims, scaled)) != grows:
             state = "grows with a scaled symbol" if not grows else "is fixed"
             raise DeclarationError(name, fld, f"{shp[fld].expr} {state}, which contradicts role = {op_role!r}: {how}")
+
+
+def factors(name: str, fields: dict[str, Any], names: set[str], dims: dict[str, int],
+            scaled: list[str]) -> dict[str, sp.Expr]:
+    """gate (a factor on the op's output) and tokens (the fraction of tokens it sees) are positive; batch (stacked
+    copies) is a dimension."""
+    out: dict[str, sp.Expr] = {}
+    for fld, low, high in (("gate", 0.0, math.inf), ("tokens", 0.0, math.inf), ("batch", 1.0, float(MAX_DIM))):
+        if fld not in fields:
+            continue
+        shape = parse(fields[fld], names, name, fld)
+        for point in samples(scaled, dims):
+            v = shape.value(point)
+            if not (low < v <= high or (fld == "batch" and v == low)):
+                where = {k: int(x) for k, x in point.items() if k not in dims}
+                raise DeclarationError(name, fld, f"{shape.expr} = {v:g} at {where} is outside ({low:g}, {high:g}]")
+        out[fld] = shape.expr
+    return out
+
+
+def names_list(name: str, fields: dict[str, Any], fld: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """A list of strings (op names for ``operands``; out / in / batch for ``layout``)."""
+    v = fields.get(fld, [])
+    if isinstance(v, str) or not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise DeclarationError(name, fld, "expected a list of strings")
+    bad = [x for x in v if allowed is not None and x not in allowed]
+    if bad:
+        raise DeclarationError(name, fld, f"{bad[0]!r} is not one of {allowed}")
+    return tuple(v)
+
+
+def layout_for_role(name: str, op_role: str, layout: tuple[str, ...], has_batch: bool) -> None:
+    """A layout names one or more out dims and in dims (a vector: out only), and batch dims iff a batch is declared."""
+    if not layout:
+        if has_batch:
+            raise DeclarationError(name, "batch", "a batch of stacked copies needs a layout naming its dims")
+        return
+    want = {"out"} if op_role == "vector" else {"out", "in"}
+    if not want <= set(layout) or (op_role == "vector" and "in" in layout):
+        raise DeclarationError(name, "layout", f"a {op_role} op's layout names {sorted(want)} dims, got {list(layout)}")
+    if ("batch" in layout) != has_batch:
+        raise DeclarationError(name, "layout", "batch dims and a `batch` size go together")
 
 
 def init_for_role(name: str, op_role: str, init: dict[str, str]) -> None:

@@ -16,7 +16,8 @@ def quotient(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """a / b, with a quotient of sums cancelled (cached: declarations repeat their shapes)."""
     q = a / b
     return sp.cancel(q) if q.has(sp.Add) else q
-INITS = ("normal", "ones", "zeros")
+INITS = ("normal", "ones", "zeros", "keep")
+LAYOUT = ("out", "in", "batch")
 GAUGES = ("init", "multiplier")
 LOWRANK = ("repeat", "factorised")
 
@@ -28,7 +29,14 @@ class Op:
     ``repeat`` > 1 marks a row-repeated map: a stored (rank x fan_in) matrix whose rows are
     repeated ``fan_out / rank`` times.  ``factor`` is ``'A'`` or ``'B'`` for the two halves
     of a factorised op (``parent`` names it).  ``role='vector'`` (bias or gain) has fan_in 1;
-    ``role='contraction'`` is a parameter-free product summing over ``fan_in`` (q.k over d_head).
+    ``role='contraction'`` is a parameter-free product summing over ``fan_in`` (q.k over d_head);
+    ``operands`` names the ops that feed it.
+
+    ``gate`` is a factor the model multiplies the op's output by (an MoE gate, ~1/E), ``tokens`` the
+    fraction of tokens the op sees (an expert: k/E); both enter its conditions.  ``layout`` names each
+    tensor dim ``out``, ``in`` (kernel dims fold into fan_in) or ``batch`` (``batch`` stacked copies,
+    e.g. E experts); ``fused`` ops sharing a parameter are its row blocks, in declaration order.
+    ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio.
     """
 
     name: str
@@ -45,6 +53,13 @@ class Op:
     correlated: bool = True
     factor: str | None = None
     parent: str | None = None
+    gate: sp.Expr = sp.Integer(1)
+    tokens: sp.Expr = sp.Integer(1)
+    operands: tuple[str, ...] = ()
+    layout: tuple[str, ...] = ()
+    batch: sp.Expr = sp.Integer(1)
+    fused: bool = False
+    grad_scale: sp.Expr = sp.Integer(1)   # set by the solver: an operand of q.k/d gets its init-time gradient factor
 
     @property
     def stored_rows(self) -> sp.Expr:

@@ -17,12 +17,12 @@ condition only; renderers add the solved expression.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import sympy as sp
 
-from ..declare.grammar import L
+from ..declare.grammar import L, n, r
 from ..declare.ops import Op
 from . import norms
 from .asymptotics import exponents
@@ -75,6 +75,12 @@ def _norm_model(op: Op) -> tuple[norms.InitNorm, str]:
                                       f"sqrt({_s(op.fan_in)}))")
 
 
+def _seen(op: Op) -> str:
+    """What the model does around the op that its conditions include: a gate on its output, a token fraction."""
+    gate = f" (x gate {_s(op.gate)} on its output)" if op.gate != 1 else ""
+    return gate + (f" (sees {_s(op.tokens)} of the tokens)" if op.tokens != 1 else "")
+
+
 def _notes(op: Op) -> str:
     rank = (f" (rank {_s(op.rank)}: expected-operator norm, ||A||_2 = ({_s(norms.kappa(op).expr)}) ||A||_rho)"
             if op.repeat != 1 else "")
@@ -82,7 +88,7 @@ def _notes(op: Op) -> str:
               "input": " (input op: it reads data, which never aligns with its weights)",
               "output": " (readout: each output sums fan_in inputs that align with its row after training, so its "
                         "largest row norm, not the RMS over outputs that ||A||_2 bounds, must meet the target)"}
-    return rank + factor.get(op.factor or "", factor.get(op.role, ""))
+    return rank + factor.get(op.factor or "", factor.get(op.role, "")) + _seen(op)
 
 
 def tied_init(op: Op, tie: Tie) -> tuple[Rule, ...]:
@@ -131,7 +137,11 @@ def init_rules(op: Op, s: Settings, tie: Tie | None) -> tuple[Rule, ...]:
     if op.init == "ones":
         return ones_init()
     gauge = s.output_gauge if (op.role == "output" and s.output_gauge) else op.gauge
-    return init_in_std(op) if gauge == "init" else init_in_multiplier(op)
+    rules = init_in_std(op) if gauge == "init" else init_in_multiplier(op)
+    if op.init == "keep":
+        rules = tuple(replace(x, reason=x.reason + "; init = keep: the module's own init, scaled by this rule's ratio")
+                      if x.quantity == "init_std" else x for x in rules)
+    return rules
 
 
 # --- μP: learning rate, weight decay, eps ---------------------------------------------------
@@ -145,7 +155,7 @@ def update_size(op: Op, s: Settings) -> tuple[Term, str]:
             f" (inside a residual branch x L^-{_s(s.alpha)}; the L branches' updates add coherently)"
     if op.repeat != 1:
         note += f" x kappa = {_s(kappa.expr)} ({s.update_space} step, {s.update_target} target)"
-    return norms.target(op) * depth * kappa, note
+    return norms.target(op) * depth * kappa, note + _seen(op)
 
 
 def lr_rule(op: Op, s: Settings, opt: str, m: Term) -> Rule:
@@ -166,8 +176,14 @@ def tied_lr_rule(op: Op, s: Settings, opt: str, m: Term, tie: Tie) -> Rule:
     return Rule("lr", opt, lr, f"tied to '{tie.name}'; its step here: {note}")
 
 
-def wd_rule(opt: str, lr: Term) -> Rule:
-    """eta lambda ||A_0|| = ||A_0|| for any nonzero scale: lambda = 1 / eta."""
+def wd_rule(opt: str, lr: Term, s: Settings) -> Rule:
+    """eta lambda ||A_0|| = ||A_0|| for any nonzero scale: lambda = 1 / eta; CompleteP's width-only convention
+    keeps only the bases of 1/eta that hold n (lambda does not follow eta in depth, ratio or other symbols)."""
+    if s.wd == "width-only":
+        inv = ONE / lr
+        return Rule("wd", opt, Term(inv.coeff, tuple((b, p) for b, p in inv.powers if b.has(n) or not b.free_symbols
+                                                    & {L, r, *s.scaled_symbols})),
+                    f"{opt}: eta*lambda held constant in width only (CompleteP's convention)")
     return Rule("wd", opt, ONE / lr, f"{opt}: eta*lambda*||A_0|| = ||A_0|| (eta*lambda constant)")
 
 
@@ -180,7 +196,10 @@ def eps_rules(op: Op, s: Settings, m: Term) -> tuple[Rule, ...]:
     if s.eps == "constant":
         e, why = ONE, "constant eps (microsoft/mup's convention; --eps derived scales it)"
     else:
-        e, why = norms.grad_entry(op, s.alpha, m), EPS_REASON
+        e, why = norms.grad_entry(op, s.alpha, m), EPS_REASON + _seen(op)
+        if op.grad_scale != 1:
+            why += (f"; x {_s(op.grad_scale)}: the op is an operand of a correlated contraction, whose gradient at "
+                    "init, the operands still independent, is its multiplier 1/fan_in times sqrt(fan_in)")
     return tuple(Rule("eps", opt, e, why) for opt in EPS_OPTIMIZERS)
 
 
@@ -192,7 +211,7 @@ def mup_rules(op: Op, s: Settings, tie: Tie | None = None) -> tuple[Rule, ...]:
         lr = lr_rule(op, s, opt, m) if tie is None else tied_lr_rule(op, s, opt, m, tie)
         out.append(lr)
         if opt in WD_OPTIMIZERS:
-            out.append(wd_rule(opt, lr.term))
+            out.append(wd_rule(opt, lr.term, s))
     return tuple(out) + eps_rules(op, s, m)
 
 

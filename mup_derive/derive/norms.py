@@ -29,6 +29,11 @@ def _sqrt_sum(a: sp.Expr, b: sp.Expr) -> Term:
     return Term.of(sp.sqrt(a) + sp.sqrt(b))
 
 
+def gated(op: Op, m: Term) -> Term:
+    """The op's multiplier times the gate the model puts on its output: what scales its effective map."""
+    return m * t(op.gate) if op.gate != 1 else m
+
+
 def target(op: Op) -> Term:
     """Spectral feature-learning scale sqrt(fan_out / fan_in) (Yang, Simon & Bernstein 2023)."""
     return (t(op.fan_out) / t(op.fan_in)) ** HALF
@@ -36,12 +41,12 @@ def target(op: Op) -> Term:
 
 def spectral_init(op: Op, sigma: Term, m: Term) -> Term:
     """||A||_2 of a repeated Gaussian: m sigma sqrt(c) (sqrt(p) + sqrt(q))."""
-    return m * sigma * t(op.repeat) ** HALF * _sqrt_sum(op.stored_rows, op.fan_in)
+    return gated(op, m) * sigma * t(op.repeat) ** HALF * _sqrt_sum(op.stored_rows, op.fan_in)
 
 
 def expected_init(op: Op, sigma: Term, m: Term) -> Term:
     """||A||_E = E_x ||Ax|| / ||x|| = m sigma sqrt(fan_out): the norm seen by a generic input."""
-    return m * sigma * t(op.fan_out) ** HALF
+    return gated(op, m) * sigma * t(op.fan_out) ** HALF
 
 
 def rank_adjusted_init(op: Op, sigma: Term, m: Term) -> Term:
@@ -51,7 +56,7 @@ def rank_adjusted_init(op: Op, sigma: Term, m: Term) -> Term:
     for a rank-deficient op it keeps the scaling law of a full-rank matrix of the same effective
     shape instead of the (1 + sqrt(c)) inflation of ||A||_2.
     """
-    return m * sigma * _sqrt_sum(op.fan_out, op.fan_in)
+    return gated(op, m) * sigma * _sqrt_sum(op.fan_out, op.fan_in)
 
 
 def coherent_init(op: Op, sigma: Term, m: Term) -> Term:
@@ -60,7 +65,7 @@ def coherent_init(op: Op, sigma: Term, m: Term) -> Term:
     (the coherent sum of Tensor Programs IV).  ||A||_2 = m sigma (sqrt(fan_out) + sqrt(fan_in)) equals it up to a
     constant when fan_in >> fan_out, but for fan_out >> fan_in (a vocabulary wider than the model) it only
     bounds the RMS over all outputs and hides the coherent sum on the few outputs the loss moves."""
-    return m * sigma * t(op.fan_in) ** HALF
+    return gated(op, m) * sigma * t(op.fan_in) ** HALF
 
 
 def kappa(op: Op) -> Term:
@@ -76,14 +81,23 @@ def out_grad(op: Op, alpha: sp.Expr) -> Term:
 
 
 def grad_norm(op: Op, alpha: sp.Expr, m: Term) -> Term:
-    """||dloss/dW|| of the stored matrix: rank one, m sqrt(c) G sqrt(fan_in); the c repeated copies
-    of a shared row receive coherent gradients (summed: factor sqrt(c) on the stored row)."""
-    return m * t(op.repeat) ** HALF * out_grad(op, alpha) * t(op.fan_in) ** HALF
+    """||dloss/dW|| of the stored matrix: rank one, m gate tokens sqrt(c) G sqrt(fan_in); the c repeated copies
+    of a shared row receive coherent gradients (summed: factor sqrt(c) on the stored row); an op that sees a
+    fraction ``tokens`` of the batch sums that fraction of its per-token gradients."""
+    seen = t(op.tokens) if op.tokens != 1 else ONE
+    return gated(op, m) * seen * t(op.repeat) ** HALF * out_grad(op, alpha) * t(op.fan_in) ** HALF
 
 
 def grad_entry(op: Op, alpha: sp.Expr, m: Term) -> Term:
-    """Typical |dloss/dW_ij|: the rank-one gradient's norm spread over p q entries."""
-    return grad_norm(op, alpha, m) / (t(op.stored_rows) * t(op.fan_in)) ** HALF
+    """Typical |dloss/dW_ij|: the rank-one gradient's norm spread over p q entries, times ``grad_scale`` for an
+    operand of a correlated contraction (its gradient at init, see :func:`operand_scale`)."""
+    return grad_norm(op, alpha, m) / (t(op.stored_rows) * t(op.fan_in)) ** HALF * t(op.grad_scale)
+
+
+def operand_scale(contraction: Op, multiplier: Term) -> Term:
+    """The factor on an operand's gradient through q.k/d at init: the logits' gradient sums d incoherent terms
+    (q and k independent), sqrt(d), times the contraction's multiplier; 1/d under μP gives d^(-1/2)."""
+    return multiplier * t(contraction.fan_in) ** HALF
 
 
 def update_norm(op: Op, optimizer: str, lr: Term, m: Term, alpha: sp.Expr, space: str) -> Term:
@@ -101,4 +115,4 @@ def update_norm(op: Op, optimizer: str, lr: Term, m: Term, alpha: sp.Expr, space
         step = lr
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}")
-    return m * lift * step
+    return gated(op, m) * lift * step

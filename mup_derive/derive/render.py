@@ -54,7 +54,8 @@ def _header(table: Table) -> dict[str, Any]:
     s = table.settings
     return {"architecture": table.arch.name, "parametrization": s.parametrization,
             "alpha": _exp(s.alpha), "update_space": s.update_space, "update_target": s.update_target,
-            "eps": s.eps, "dims": dict(table.arch.dims), "scaled": _scaled(table), "regime": list(table.regime)}
+            "eps": s.eps, "wd": s.wd, "dims": dict(table.arch.dims), "scaled": _scaled(table),
+            "regime": list(table.regime)}
 
 
 def _scaled(table: Table) -> dict[str, str]:
@@ -101,7 +102,7 @@ def to_markdown(table: Table) -> str:
     h = _header(table)
     syms = _syms(table)
     lines = [f"# {h['architecture']}: {h['parametrization']} (alpha = {h['alpha']}, "
-             f"KV step: {h['update_space']} space, {h['update_target']} target; eps: {h['eps']}; "
+             f"KV step: {h['update_space']} space, {h['update_target']} target; eps: {h['eps']}; WD: {h['wd']}; "
              f"dims = {h['dims']}; scaled: {', '.join(f'{k} ({v})' for k, v in h['scaled'].items())}; "
              f"growing, fastest first: {', '.join(h['regime']) or 'none'}; rules exact, exponents in this regime)",
              "",

@@ -12,6 +12,7 @@ PARAMETRIZATIONS = ("mup", "sp")
 UPDATE_SPACES = ("effective", "stored")
 UPDATE_TARGETS = ("spectral", "rank-adjusted")
 EPS_RULES = ("derived", "constant")
+WD_RULES = ("eta-lambda", "width-only")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Settings:
     of K and V's update Θ(1) in r; it is the one the coordinate check and the LR sweeps
     across r support (``reports/README.md``).
 
+    ``wd``: ``'eta-lambda'`` holds eta * lambda constant in every symbol; ``'width-only'`` is CompleteP's
+    convention, lambda following 1/eta in width only.
+
     ``regime`` names the scaled symbols that grow, fastest first (default: every scaled symbol,
     n first); the others are held fixed.  It decides only the exponents and leading terms the
     table reports: every rule, and the code generated from it, is exact in all symbols.
@@ -46,13 +50,15 @@ class Settings:
     output_gauge: str | None = None
     eps: str = "derived"
     regime: tuple[str, ...] | None = None
+    wd: str = "eta-lambda"
+    scaled_symbols: frozenset[sp.Symbol] = frozenset()   # the declaration's own scaled symbols (set by the solver)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", sp.nsimplify(self.alpha))
         for value, choices, what in ((self.parametrization, PARAMETRIZATIONS, "parametrization"),
                                      (self.update_space, UPDATE_SPACES, "update_space"),
                                      (self.update_target, UPDATE_TARGETS, "update_target"),
-                                     (self.eps, EPS_RULES, "eps")):
+                                     (self.eps, EPS_RULES, "eps"), (self.wd, WD_RULES, "wd")):
             if value not in choices:
                 raise ValueError(f"{what} must be one of {choices}, got {value!r}")
         if self.regime is not None:

@@ -13,7 +13,7 @@ import sympy as sp
 from ..declare.build import architecture
 from ..declare.grammar import n
 from ..declare.ops import Architecture, Op
-from . import conditions
+from . import conditions, norms
 from .asymptotics import Regime, exponents, lead
 from .conditions import Rule, Tie
 from .settings import OPTIMIZERS, Settings
@@ -81,11 +81,23 @@ def _op_rules(op: Op, s: Settings, exact: dict[tuple[str, str, str | None], Term
     return conditions.cached_mup_rules(replace(op, name="", params=(), parent=None), s)
 
 
+def operand_scales(arch: Architecture, s: Settings) -> dict[str, sp.Expr]:
+    """{op: the factor on its gradient at init} for the operands of every contraction (:func:`norms.operand_scale`)."""
+    out: dict[str, sp.Expr] = {}
+    for c in arch.ops:
+        if c.role == "contraction" and c.operands:
+            scale = norms.operand_scale(c, conditions.contraction_rule(c, s).term).expr
+            for name in c.operands:
+                out[name] = out.get(name, sp.Integer(1)) * scale
+    return out
+
+
 def solve(arch: Architecture, settings: Settings | None = None) -> Table:
     """The parameterization table of ``arch``: every op's exact rules, leading terms and exponents, in
     declaration order."""
-    s = settings or Settings()
+    s = replace(settings or Settings(), scaled_symbols=frozenset(arch.scaling[3:]))
     regime = regime_of(arch, s)
+    scales = operand_scales(arch, s)
     first = regime[0] if regime else None
     exact: dict[tuple[str, str, str | None], Term] = {}
     entries: list[Entry] = []
@@ -97,6 +109,8 @@ def solve(arch: Architecture, settings: Settings | None = None) -> Table:
 
     add("residual", conditions.residual_rule(s))
     for op in sorted(arch.ops, key=lambda o: o.tied is not None):      # ties after the ops they name
+        if op.name in scales:
+            op = replace(op, grad_scale=scales[op.name])
         for rule in _op_rules(op, s, exact, regime):
             add(op.name, rule)
     order = {o.name: i for i, o in enumerate(arch.ops)}

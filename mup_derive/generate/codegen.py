@@ -41,13 +41,27 @@ def shape_rules(table: Table) -> dict[str, dict[str, tuple[str, str]]]:
     return rules
 
 
-def wide_dims(arch: Architecture, base: dict[str, int]) -> list[str]:
-    """Warnings for fixed dims at or above the base width: there the exact rules differ from their
-    leading-order scaling in n (the table's exponents), and the generated code follows the exact ones."""
-    return [f"warning: fixed dim {k} = {v} exceeds the base width n = {base['n']}: the exact rules the code "
-            f"evaluates differ from the table's leading-order exponents in n until n >> {k}"
-            for k, v in arch.dims.items() if v > base["n"] and any(
-                sp.Symbol(k, positive=True) in (op.fan_in * op.fan_out * op.rank).free_symbols for op in arch.ops)]
+def wide_dims(table: Table, base: dict[str, int]) -> list[str]:
+    """Warnings for fixed dims above the base width in a rule whose exact form differs from its leading term in n:
+    there the table's exponents do not describe the code, which follows the exact rule."""
+    out = []
+    for k, v in table.arch.dims.items():
+        d = sp.Symbol(k, positive=True)
+        ops = sorted({e.op for e in table.entries if e.exact.has(d) and e.exact != e.expr})
+        if v > base["n"] and ops:
+            out.append(f"warning: fixed dim {k} = {v} exceeds the base width n = {base['n']}: the exact rules of "
+                       f"{', '.join(ops)} that the code evaluates differ from the table's exponents in n "
+                       f"until n >> {k}")
+    return out
+
+
+def _fused(arch: Architecture) -> dict[str, list[str]]:
+    """{first block op: the block ops of its fused tensor, in order}."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for op in arch.ops:
+        if op.fused:
+            groups.setdefault(op.params, []).append(op.name)
+    return {ops[0]: ops for ops in groups.values()}
 
 
 def check_base(arch: Architecture, base: dict[str, int]) -> None:
@@ -93,7 +107,9 @@ def generate_module(arch: Architecture, settings: Settings | None = None, base: 
                rules={"mup": shape_rules(mup), "sp": shape_rules(standard)},
                ops=arch.ops, model_template=template,
                shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
-                       for op in arch.ops})
+                       for op in arch.ops},
+               batches={op.name: _py(op.batch, arch.dim_symbols) for op in arch.ops},
+               fused=_fused(arch))
     return env.get_template("module.py.j2").render(**ctx)
 
 

@@ -58,7 +58,8 @@ def test_completep_table1(alpha):
     for op in ("q", "k", "v", "o", "mlp_up", "mlp_down"):
         assert t.exponents(op, "init_std") == (-HALF, 0, 0)
         assert t.exponents(op, "lr", "adam") == (-1, alpha - 1, 0)
-        assert t.exponents(op, "eps", "adam") == (-1, -alpha, 0)
+        # q and k feed q.k/d: their gradient at init carries d^-1/2 more (test_eps_follows_the_measured_gradient)
+        assert t.exponents(op, "eps", "adam") == (-1 - (HALF if op in ("q", "k") else 0), -alpha, 0)
         assert t.exponents(op, "wd", "adamw") == (1, 1 - alpha, 0)      # eta * lambda constant
     assert t.exponents("embedding", "lr", "adam") == (0, 0, 0)
     assert t.exponents("unembedding", "lr", "adam") == (-1, 0, 0)

@@ -40,7 +40,8 @@ def test_param_groups_carry_derived_lr_wd_eps(gen):
     assert groups["q"]["lr"] == pytest.approx(1e-2 * 128 / 512)                    # n^-1 L^0 (CompleteP)
     assert groups["k"]["lr"] == pytest.approx(1e-2 * 128 / 512)                   # f(r)/n, default f = 1
     assert groups["k"]["weight_decay"] == pytest.approx(0.1 * 512 / 128)          # n / f(r)
-    assert groups["q"]["eps"] == pytest.approx(1e-8 * (128 / 512) * (2 / 8))      # n^-1 L^-1
+    assert groups["o"]["eps"] == pytest.approx(1e-8 * (128 / 512) * (2 / 8))      # n^-1 L^-1
+    assert groups["q"]["eps"] == pytest.approx(1e-8 * (128 / 512) ** 1.5 * (2 / 8))   # an operand of q.k/d
     assert groups["embedding"]["lr"] == pytest.approx(1e-2)
     assert groups["unembedding"]["lr"] == pytest.approx(1e-2 * 128 / 512)
     assert groups["attn_norm"]["weight_decay"] == 0.0
