@@ -8,7 +8,7 @@ import sympy as sp
 from mup_derive.declare import architecture
 from mup_derive.derive import solve
 from mup_derive.generate.codegen import generate_module
-from tests.helpers import cli, fails_cleanly
+from tests.helpers import cli, fails_cleanly, generated
 
 ROUTER = """name = "moe"
 [scaled]
@@ -34,20 +34,9 @@ params = {A = ["down.weight"], B = ["up.weight"]}
 """
 
 
-def _module(tmp_path, text, *args):
-    decl = tmp_path / "d.toml"
-    decl.write_text(text)
-    out = tmp_path / "rules.py"
-    res = cli("generate", decl, "-o", out, *args)
-    assert res.exit_code == 0, res.output
-    ns: dict = {}
-    exec(compile(out.read_text(), str(out), "exec"), ns)
-    return ns, res
-
-
 def test_router_init_ratio_is_the_exact_condition(tmp_path):
     """E = 8 -> 256 at n = 128: sqrt(E/n) / (sqrt(E) + sqrt(n)) gives 2.93, not the leading order's sqrt(32) = 5.66."""
-    ns, _ = _module(tmp_path, ROUTER)
+    ns, _ = generated(tmp_path, ROUTER)
     def exact(e, w):
         return math.sqrt(e / w) / (math.sqrt(e) + math.sqrt(w))
     got = ns["ratio"]("router", "init_std", {"n": 128, "L": 2, "r": 1, "E": 256}) / \
@@ -57,11 +46,11 @@ def test_router_init_ratio_is_the_exact_condition(tmp_path):
 
 def test_mla_up_projection_with_a_fixed_latent_wider_than_the_base_is_exact_and_warned(tmp_path):
     """B: latent c = 512 -> n, n = 128 -> 1024: the exact ratio is 1.76, the leading order's n^0 gives 1."""
-    ns, res = _module(tmp_path, MLA)
+    ns, res = generated(tmp_path, MLA)
     ratio = ns["ratio"]("kv.B", "init_std", {"n": 1024, "L": 2, "r": 1})
     assert ratio == pytest.approx(1.76, abs=0.01)
     assert "warning: fixed dim c = 512 exceeds the base width n = 128" in res.output
-    _, quiet = _module(tmp_path, MLA, "--base-width", "1024")
+    _, quiet = generated(tmp_path, MLA, "--base-width", "1024")
     assert "warning" not in quiet.output
 
 

@@ -10,20 +10,9 @@ from torch import nn
 
 from mup_derive.declare import DeclarationError, architecture
 from mup_derive.derive import Settings, solve
-from tests.helpers import cli
+from tests.helpers import generated
 
 HALF = sp.Rational(1, 2)
-
-
-def _module(tmp_path, text, *args):
-    decl = tmp_path / "d.toml"
-    decl.write_text(text)
-    out = tmp_path / "rules.py"
-    res = cli("generate", decl, "-o", out, *args)
-    assert res.exit_code == 0, res.output
-    ns: dict = {"__name__": "rules"}
-    exec(compile(out.read_text(), str(out), "exec"), ns)
-    return ns
 
 
 QKV = """name = "fused_qkv"
@@ -65,7 +54,7 @@ class Attn(nn.Module):
 def test_fused_qkv_gets_one_rule_per_row_block(tmp_path):
     """litgpt / nanoGPT keep q, k, v in one tensor: under GQA its K/V rows are a repeat (rank n/r); each block
     gets its own init, LR and eps, and the forward pass is unchanged."""
-    rules = _module(tmp_path, QKV)
+    rules, _ = generated(tmp_path, QKV)
     shape = {"n": 512, "L": 2, "r": 4}
     torch.manual_seed(0)
     model = Attn(512, 4)
@@ -119,7 +108,7 @@ def test_mamba_x_proj_blocks_get_their_own_sgd_lr_and_eps(tmp_path):
     ], dims={"d_state": 16}))
     assert t.exponents("dt", "lr", "sgd")[0] - t.exponents("B", "lr", "sgd")[0] == 1
     assert t.exponents("B", "eps", "adam")[0] - t.exponents("dt", "eps", "adam")[0] == 1
-    rules = _module(tmp_path, MAMBA)
+    rules, _ = generated(tmp_path, MAMBA)
 
     class Mixer(nn.Module):
         def __init__(self, n):
@@ -175,7 +164,7 @@ class Stem(nn.Module):
 
 
 def test_conv_and_batched_tensors_by_layout(tmp_path):
-    rules = _module(tmp_path, CONV)
+    rules, _ = generated(tmp_path, CONV)
     shape = {"n": 256, "L": 2, "r": 1, "E": 4}
     torch.manual_seed(0)
     model = Stem(256, 4)
@@ -227,7 +216,7 @@ params = ["A_log"]
 
 def test_a_structured_init_is_kept_and_scaled(tmp_path):
     """Mamba's A_log (log 1..d per row) is the module's own: init_weights keeps its structure, scaled by the ratio."""
-    rules = _module(tmp_path, KEEP)
+    rules, _ = generated(tmp_path, KEEP)
 
     class SSM(nn.Module):
         def __init__(self, n):
