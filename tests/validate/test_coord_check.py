@@ -282,3 +282,18 @@ def test_alpha_is_read_from_the_module_and_half_passes_its_own_depth_check(tmp_p
 def test_an_alpha_that_contradicts_the_module_is_refused():
     with pytest.raises(CheckError, match="generated with alpha = 1 but the check was asked to expect 0.5"):
         check(GENERATED, axes=("depth",), settings=CheckSettings(alpha=0.5))
+
+
+def test_derived_eps_for_query_and_key_passes_at_a_large_base_eps(tmp_path):
+    """At a base eps of 1e-3 the eps rule decides q's and k's own update: n^-3/2 (q and k declared as operands
+    of q.k/d, their measured gradient) keeps it flat in width; the n^-1 rule of the same declaration without
+    `operands` lets eps swamp the gradient at large widths, and the check fails through q and k."""
+    settings = replace(DEFAULT, eps=1e-3)
+    plain = tmp_path / "no_operands.toml"
+    plain.write_text(GQA.read_text().replace('operands = ["q", "k"]', ""))
+    res = cli("generate", plain, "-o", tmp_path / "no_operands.py")
+    assert res.exit_code == 0, res.output
+    for module, verdict in ((GENERATED, "pass"), (tmp_path / "no_operands.py", "fail")):
+        width = check(module, axes=("width",), settings=settings).axes["width"].labels
+        for op in ("q", "k"):
+            assert width[op].metrics["dwx"].verdict[1] == verdict, (module.name, op, width[op].metrics["dwx"])
