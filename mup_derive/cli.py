@@ -14,7 +14,7 @@ import click
 import sympy as sp
 
 from . import __version__
-from .declare.build import load
+from .declare.build import architecture, load
 from .declare.grammar import DeclarationError
 from .declare.ops import Architecture
 from .derive.render import FORMATS
@@ -162,6 +162,30 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
     for warning in wide_dims(solve(decl, settings), base):
         click.echo(f"{arch}: {warning}", err=True)
     _write(output, code, [arch])
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--layers", default="model.layers", show_default=True,
+              help="Where a factory model keeps its residual layers (their parameters are branch ops).")
+@click.option("--dim", "dims", multiple=True, callback=_bases, metavar="NAME=VALUE",
+              help="A fixed dim of a factory model, to name the constants it appears in; repeatable.")
+def declare(model: str, output: str, layers: str, dims: dict[str, int]) -> None:
+    """Infer MODEL's declaration (hf:FAMILY, FILE.py:FACTORY or package.module:FACTORY, FACTORY(shape) ->
+    nn.Module) from its parameter shapes at a few widths, depths and ratios, and write it as TOML to review."""
+    from .infer import infer, model_spec, to_toml
+    try:
+        spec = model_spec(model, layers, dims)
+        decl = infer(spec)
+        architecture(decl["name"], decl["op"], decl["dims"])          # what is written must load
+    except (ValueError, ImportError, DeclarationError) as exc:
+        raise click.ClickException(f"{model}: {exc}") from None
+    except Exception as exc:                                        # the user's factory failing at a shape
+        raise click.ClickException(f"{model}: building it failed: {type(exc).__name__}: {exc}") from None
+    _write(output, to_toml(decl, f"Inferred by `mup-derive declare {model}`: review the roles, branches, ties and\n"
+                                 "fixed dims before you use it."), [])
     click.echo(f"wrote {output}")
 
 

@@ -110,6 +110,14 @@ def ones_init() -> tuple[Rule, ...]:
                                         "(||A||_RMS->RMS = 1 = sqrt(fan_out/fan_in) per coordinate)"))
 
 
+def kept_vector(op: Op) -> tuple[Rule, ...]:
+    """A gain or bias keeps the module's own init; a gate on its output is compensated (the init divided by it)."""
+    return (Rule("multiplier", None, ONE, "gauge: multiplier fixed to 1"),
+            Rule("init_std", None, ONE / Term.of(op.gate),
+                 "init = keep: a gain or bias keeps the module's own init (ones, zeros or an offset), which acts "
+                 f"per coordinate and has no width to scale with{_seen(op)}"))
+
+
 def init_in_std(op: Op) -> tuple[Rule, ...]:
     """Gauge 'init': m = 1, solve the init condition for sigma."""
     norm, text = _norm_model(op)
@@ -136,6 +144,8 @@ def init_rules(op: Op, s: Settings, tie: Tie | None) -> tuple[Rule, ...]:
         return zero_init()
     if op.init == "ones":
         return ones_init()
+    if op.init == "keep" and op.role == "vector":
+        return kept_vector(op)
     gauge = s.output_gauge if (op.role == "output" and s.output_gauge) else op.gauge
     rules = init_in_std(op) if gauge == "init" else init_in_multiplier(op)
     if op.init == "keep":

@@ -1,0 +1,123 @@
+"""Declarations inferred from models: every supported Hugging Face family, a factory model, ties, fused
+tensors, gates; inferring and declaring by hand give the same rules (Granite)."""
+import pytest
+import sympy as sp
+import torch
+
+from mup_derive.declare import load
+from mup_derive.derive import solve
+from tests.helpers import EXAMPLES, cli, fails_cleanly
+
+transformers = pytest.importorskip("transformers")
+from mup_derive.infer import FAMILIES, hf_model, hf_spec, infer  # noqa: E402
+
+OTHER = {"n": 256, "L": 3, "r": 4}
+
+
+def _declared(tmp_path, model, *args):
+    out = tmp_path / "inferred.toml"
+    res = cli("declare", model, "-o", out, *args)
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_infers_a_declaration_its_model_satisfies_at_another_shape(tmp_path, family):
+    """Shapes fitted at n = 64, 128, r = 1, 2, L = 2, 4 hold at n = 256, r = 4, L = 3: the rules module generated
+    from the inferred declaration initialises the real model there and gives its parameters their groups."""
+    decl = _declared(tmp_path, f"hf:{family}")
+    rules = tmp_path / "rules.py"
+    assert cli("generate", decl, "-o", rules).exit_code == 0
+    ns: dict = {"__name__": "rules"}
+    exec(compile(rules.read_text(), str(rules), "exec"), ns)
+    torch.manual_seed(0)
+    model = hf_model(family, OTHER)
+    ns["init_weights"](model, std=0.02, shape=OTHER)
+    groups = {g["name"]: g for g in ns["param_groups"](model, lr=1e-2, shape=OTHER)}
+    assert groups["q_proj"]["lr"] == pytest.approx(1e-2 * 128 / 256)
+    assert groups["k_proj"]["lr"] == pytest.approx(1e-2 * 128 / 256)
+    k = solve(load(decl)).arch.op("k_proj")
+    assert k.repeat == sp.Symbol("r", positive=True) and k.branch        # the K/V repeat and the branch
+    assert sum(p.numel() for g in groups.values() for p in g["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_inferring_granite_gives_the_hand_written_rules():
+    """examples/hf_granite.toml, written by hand, and the inferred declaration agree on every parameter's rules."""
+    hand = solve(load(EXAMPLES / "hf_granite.toml"))
+    spec = infer(hf_spec("granite"))
+    from mup_derive.declare import architecture
+    inferred = solve(architecture(spec["name"], spec["op"], spec["dims"]))
+
+    def by_glob(table):
+        dims = table.arch.dim_symbols
+        out = {}
+        for op in table.arch.ops:
+            for glob in op.params:
+                out[glob] = {(e.quantity, e.optimizer): sp.nsimplify(e.exact.subs(dims))
+                             for e in table.entries if e.op == op.name}
+        return out
+    a, b = by_glob(hand), by_glob(inferred)
+    assert set(a) == set(b) and len(a) == 12
+    for glob in a:
+        for key, value in a[glob].items():
+            if key[0] != "init_std" or "norm" not in glob:      # gains: ones by hand, kept (ones) when inferred
+                assert sp.simplify(value - b[glob][key]) == 0, (glob, key, value, b[glob][key])
+    assert {e.op for e in inferred.entries if e.quantity == "multiplier" and e.exact != 1} == {"attn_logits",
+                                                                                             "residual"}
+
+
+def test_ties_fused_tensors_and_gates_come_from_the_model():
+    tied = infer(hf_spec("llama", tie_word_embeddings=True))
+    head = next(op for op in tied["op"] if op["name"] == "lm_head")
+    assert head["tied"] == "embed_tokens" and head["role"] == "output"
+    phi3 = {op["name"]: op for op in infer(hf_spec("phi3"))["op"]}
+    assert [phi3[k]["fused"] for k in ("q_proj", "k_proj", "v_proj")] == [True] * 3
+    assert phi3["k_proj"]["rank"] == "n / r" and phi3["q_proj"]["params"] == phi3["k_proj"]["params"]
+    gemma = {op["name"]: op for op in infer(hf_spec("gemma2"))["op"]}
+    assert gemma["embed_tokens"]["gate"] == "sqrt(n)"            # Gemma scales its embedding by sqrt(n)
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.ln = nn.LayerNorm(n)
+        self.c_attn = nn.Linear(n, 3 * n)
+        self.c_proj = nn.Linear(n, n)
+
+class GPT(nn.Module):
+    def __init__(self, n, L):
+        super().__init__()
+        self.wte = nn.Embedding(100, n)
+        self.h = nn.ModuleList(Block(n) for _ in range(L))
+        self.head = nn.Linear(n, 100, bias=False)
+
+def build(shape):
+    return GPT(shape["n"], shape["L"])
+
+def odd(shape):
+    return nn.Linear(shape["n"], 3 * shape["n"] + 1)
+'''
+
+
+def test_a_factory_model_is_inferred_with_its_layers_and_dims(tmp_path):
+    path = tmp_path / "gpt.py"
+    path.write_text(FACTORY)
+    decl = load(_declared(tmp_path, f"{path}:build", "--layers", "h", "--dim", "vocab=100"))
+    ops = {op.name: op for op in decl.ops}
+    assert ops["wte"].role == "input" and str(ops["wte"].fan_in) == "vocab"
+    assert ops["head"].role == "output" and not ops["head"].branch
+    assert ops["c_attn"].role == "hidden" and str(ops["c_attn"].fan_out) == "3*n" and ops["c_attn"].branch
+    assert ops["c_attn_bias"].role == "vector" and ops["ln"].init == "keep"
+
+
+@pytest.mark.parametrize("model,message", [("hf:nope", "unknown Hugging Face family"),
+                                           ("{path}:odd", "no power of 2"), ("{path}:missing", "no function"),
+                                           ("{path}", "expected hf:FAMILY")])
+def test_declare_errors_are_one_line(tmp_path, model, message):
+    path = tmp_path / "gpt.py"
+    path.write_text(FACTORY)
+    assert fails_cleanly(cli("declare", model.format(path=path), "-o", tmp_path / "x.toml"), message)
