@@ -3,7 +3,8 @@
 The stages are the subpackages: :mod:`~mup_derive.declare` (declarations and their expression
 grammar), :mod:`~mup_derive.derive` (norms, conditions, solver, renderers),
 :mod:`~mup_derive.generate` (codegen and its templates) and :mod:`~mup_derive.validate`
-(targets, training, checks, sweeps, plots); :mod:`~mup_derive.cli` is the command line.
+(targets, training, checks, sweeps, plots); :mod:`~mup_derive.infer` infers declarations from
+models and :mod:`~mup_derive.apply` puts the rules into them; :mod:`~mup_derive.cli` is the command line.
 The calls a researcher uses are here::
 
     import mup_derive as md
@@ -14,6 +15,7 @@ The calls a researcher uses are here::
     report = md.run_coord_check(md.resolve("generated/gqa_transformer.py"), ["width"])
     sweep = md.run_sweep(md.resolve("generated/gqa_transformer.py"),
                          md.SweepGrid(axis="width", values=(64, 128), lrs=(1e-3, 4e-3)))
+    groups = md.parametrize(hf_llama, base={"n": 256, "L": 2, "r": 1}, lr=3e-3)   # a stock HF model
 
 Names are imported on first use, so that ``import mup_derive`` does not load torch.
 """
@@ -30,11 +32,14 @@ _EXPORTS = {
     "generate_module": "generate.codegen",
     "CheckSettings": "validate.settings", "SweepGrid": "validate.settings", "Target": "validate.target",
     "resolve": "validate.target", "run_coord_check": "validate.coord_check", "run_sweep": "validate.sweep",
+    "parametrize": "apply.parametrize",
 }
 __all__ = ["CheckSettings", "DeclarationError", "Settings", "SweepGrid", "Table", "Target", "__version__",
-           "architecture", "generate_module", "load", "render", "resolve", "run_coord_check", "run_sweep", "solve"]
+           "architecture", "generate_module", "load", "parametrize", "render", "resolve", "run_coord_check",
+           "run_sweep", "solve"]
 
 if TYPE_CHECKING:
+    from .apply.parametrize import parametrize
     from .declare.build import architecture, load
     from .declare.grammar import DeclarationError
     from .derive.render import render

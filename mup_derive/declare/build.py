@@ -62,7 +62,9 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
         raise DeclarationError(name, "operands", "only a contraction names its operands")
     common: dict[str, Any] = dict(role=role, branch=checks.flag(fields, name, "branch", False), gauge=gauge,
                                   correlated=checks.flag(fields, name, "correlated", True), operands=operands,
-                                  layout=layout, fused=checks.flag(fields, name, "fused", False), **extra)
+                                  layout=layout, fused=checks.flag(fields, name, "fused", False),
+                                  gate_inside=checks.flag(fields, name, "gate_inside", False),
+                                  absorbs=checks.absorbs(name, fields, "gate" in extra), **extra)
     if factorised:
         return _factors(name, shp, init, params, common)
     fan_in, fan_out = shp["fan_in"].expr, shp["fan_out"].expr
@@ -144,6 +146,9 @@ def architecture(name: str, ops: list[dict[str, Any]], dims: dict[str, int] | No
         for other in op.operands:
             if other not in by_name or by_name[other].role == "contraction":
                 raise DeclarationError(op.name, "operands", f"{other!r} is not a declared op with weights")
+        if op.absorbs not in (None, "residual") and getattr(by_name.get(op.absorbs), "role", None) != "contraction":
+            raise DeclarationError(op.name, "absorbs",
+                                   f"{op.absorbs!r} is neither 'residual' nor a declared contraction")
     _check_fused(built)
     if not built:
         raise DeclarationError("<architecture>", "op", "no ops declared")

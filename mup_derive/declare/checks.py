@@ -15,7 +15,8 @@ from .grammar import BUILTIN, MAX_DIM, RESERVED, DeclarationError, Point, Shape,
 from .ops import LOWRANK, ROLES
 
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
-             "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused"}
+             "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused",
+             "gate_inside", "absorbs"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
@@ -131,6 +132,17 @@ def factors(name: str, fields: dict[str, Any], names: set[str], dims: dict[str, 
                 raise DeclarationError(name, fld, f"{shape.expr} = {v:g} at {where} is outside ({low:g}, {high:g}]")
         out[fld] = shape.expr
     return out
+
+
+def absorbs(name: str, fields: dict[str, Any], gated: bool) -> str | None:
+    """The multiplier an op's gate stands for (a contraction's name or 'residual'): it needs a gate."""
+    v = fields.get("absorbs")
+    if v is None:
+        return None
+    if not isinstance(v, str) or not gated:
+        raise DeclarationError(name, "absorbs", "names the multiplier (a contraction or 'residual') that the op's "
+                                                "gate stands for, and needs a gate")
+    return v
 
 
 def names_list(name: str, fields: dict[str, Any], fld: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:

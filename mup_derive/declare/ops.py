@@ -35,7 +35,10 @@ class Op:
     ``gate`` is a factor the model multiplies the op's output by (an MoE gate, ~1/E), ``tokens`` the
     fraction of tokens the op sees (an expert: k/E); both enter its conditions.  ``layout`` names each
     tensor dim ``out``, ``in`` (kernel dims fold into fan_in) or ``batch`` (``batch`` stacked copies,
-    e.g. E experts); ``fused`` ops sharing a parameter are its row blocks, in declaration order.
+    e.g. E experts); ``gate_inside``: the op's module applies the gate itself (Gemma's scaled embedding),
+    so a hook on it sees the gated output; ``absorbs`` names the table's multiplier (a contraction or
+    ``residual``) that a gate stands for where a model has no place for it; ``fused`` ops sharing a
+    parameter are its row blocks, in declaration order.
     ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio.
     """
 
@@ -59,6 +62,8 @@ class Op:
     layout: tuple[str, ...] = ()
     batch: sp.Expr = sp.Integer(1)
     fused: bool = False
+    gate_inside: bool = False             # the op's own module applies its gate (its output already carries it)
+    absorbs: str | None = None            # the table's multiplier this gate stands for (a contraction, 'residual')
     grad_scale: sp.Expr = sp.Integer(1)   # set by the solver: an operand of q.k/d gets its init-time gradient factor
 
     @property

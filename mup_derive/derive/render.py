@@ -106,6 +106,9 @@ def to_markdown(table: Table) -> str:
              f"dims = {h['dims']}; scaled: {', '.join(f'{k} ({v})' for k, v in h['scaled'].items())}; "
              f"growing, fastest first: {', '.join(h['regime']) or 'none'}; rules exact, exponents in this regime)",
              "",
+             "Init stds, LRs, WDs and eps are scale laws: generated code applies rule(shape) / rule(base) to the "
+             "base values you give (init_weights' std, default 0.02), never the expressions as absolute values.",
+             "",
              "| op | role | " + " | ".join(t for *_, t in SUMMARY) + " |",
              "|" + "---|" * (len(SUMMARY) + 2)]
     for o in table.arch.ops:

@@ -109,6 +109,7 @@ def generate_module(arch: Architecture, settings: Settings | None = None, base: 
                shapes={op.name: [_py(getattr(op, f), arch.dim_symbols) for f in ("fan_in", "fan_out", "rank")]
                        for op in arch.ops},
                batches={op.name: _py(op.batch, arch.dim_symbols) for op in arch.ops},
+               gates={op.name: _py(op.gate, arch.dim_symbols) for op in arch.ops},
                fused=_fused(arch))
     return env.get_template("module.py.j2").render(**ctx)
 

@@ -37,7 +37,7 @@ class ModelSpec:
     query_key: tuple[str, str] = ("q_proj", "k_proj")
     head_dim: str | None = "n / heads"                # the attention logits' sum, None: no attention declared
     fused: dict[str, Callable[[Shape], list[tuple[str, int]]]] = field(default_factory=dict)
-    gates: dict[str, str] = field(default_factory=dict)   # op name -> gate expression (e.g. Gemma's sqrt(n))
+    gates: dict[str, str] = field(default_factory=dict)   # op -> gate its module applies (Gemma's sqrt(n))
 
 
 class InferenceError(ValueError):
@@ -166,6 +166,7 @@ def infer(spec: ModelSpec) -> dict[str, Any]:
     for op in ops:
         if op["name"] in spec.gates:
             op["gate"] = spec.gates[op["name"]]
+            op["gate_inside"] = True              # a family's own gate is applied by the op's module
     names_now = {op["name"] for op in ops}
     q, k = spec.query_key
     if spec.head_dim and {q, k} <= names_now:

@@ -47,7 +47,23 @@ def hidden_lr_unscaled(e: Edit) -> bool:
     return e.decl["role"] == "hidden" and _drop(e, "lr")
 
 
+GATE_POWER = {"init_std": -1, "lr_sgd": -2, "wd_sgd": 2, "lr": -1, "wd": 1, "eps": 1}
+
+
+def _ungate(e: Edit) -> bool:
+    """Undo the gate of an op that absorbs a multiplier: its rules as if the model applied the table's multiplier
+    (init, LR, WD and eps carry the gate to the powers the engine derives: -1, -1 (SGD -2), +1 (SGD +2), +1)."""
+    gate = e.decl["gate"]                                              # type: ignore[typeddict-item]
+    for key in ("init_std", *e.keys("lr"), *e.keys("wd"), *e.keys("eps")):
+        power = GATE_POWER[key] if key in GATE_POWER else GATE_POWER[key.split("_")[0]]
+        rule = e.mup.get(key, lambda **shape: 1.0)
+        e.mup[key] = lambda rule=rule, power=power, **shape: rule(**shape) * gate(**shape) ** -power
+    return True
+
+
 def attn_sqrt_d(e: Edit) -> bool:
+    if e.decl.get("absorbs") not in (None, "residual"):                # the query carries the attention scale
+        return _ungate(e)
     if e.decl["role"] != "contraction" or not e.decl["correlated"]:
         return False
     e.mup["multiplier"] = e.sp["multiplier"]
@@ -77,6 +93,10 @@ def wd_unscaled(e: Edit) -> bool:
     return any(k in e.mup for k in e.keys("wd")) and _drop(e, "wd")
 
 
+def residual_absorbed(e: Edit) -> bool:
+    return e.decl.get("absorbs") == "residual" and _ungate(e)
+
+
 def no_residual_mult(rules: RulesModule) -> bool:
     rules.RULES["mup"].setdefault("residual", {})["multiplier"] = lambda **shape: 1.0
     return True
@@ -100,7 +120,7 @@ CONTROLS = {
                               no_output_mult),
     "kv-lr-r": Control("coord-check", "rank-deficient (K/V) LRs grow with f(r) = r", kv_lr_r, axis="ratio"),
     "no-residual-mult": Control("coord-check", "residual branches without the L^-alpha multiplier",
-                                edit_module=no_residual_mult, axis="depth"),
+                                residual_absorbed, edit_module=no_residual_mult, axis="depth"),
     "wd-unscaled": Control("sweep", "weight decay kept at its base value at every shape, so eta*lambda of weights "
                                     "whose LR scales shrinks with it (e.g. like 1/n for hidden weights under Adam)",
                            wd_unscaled),

@@ -120,9 +120,21 @@ def _factory(path: str, factory: str, spec: str) -> Callable[..., Any]:
 
 
 def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
-    """``FILE.py`` (a generated module with its model; ``options`` are :func:`gqa_target`'s) or
-    ``FILE.py:FACTORY`` (a function ``FACTORY(parametrization, ...) -> Target`` for any model; an
-    option it does not name, e.g. ``text``, is refused rather than ignored)."""
+    """``hf:FAMILY`` (a Hugging Face family, μP absorbed into its weights), ``FILE.py`` (a generated module with
+    its model; ``options`` are :func:`gqa_target`'s) or ``FILE.py:FACTORY`` (a function
+    ``FACTORY(parametrization, ...) -> Target`` for any model; an option it does not name, e.g. ``text``,
+    is refused rather than ignored)."""
+    if spec.startswith("hf:"):
+        from ..apply.parametrize import ABSORB
+        from ..apply.targets import hf_target
+        if spec[3:] not in ABSORB:
+            raise TargetError(f"target {spec!r}: unknown Hugging Face family for parametrize; supported: "
+                              f"{sorted(ABSORB)}")
+        unknown = sorted(set(options) - {"batch", "seq", "text"})
+        if unknown:
+            raise TargetError(f"target {spec!r} takes no {unknown[0]!r} option; drop --{unknown[0]}")
+        return replace(hf_target(spec[3:], parametrization, **options),
+                       recipe=(spec, parametrization, tuple(sorted(options.items()))))
     path, _, factory = spec.partition(":")
     if not Path(path).is_file():
         raise TargetError(f"target {spec!r}: no file {path!r}")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .target import Target, to_device
 from .train import Diverged, build, optimizer, train
@@ -39,15 +40,32 @@ class Hooks:
         self.governed: dict[str, nn.Module] = {}
         self.out: dict[str, torch.Tensor] = {}
         self.inp: dict[str, tuple[Any, ...]] = {}
+        self.blocks: dict[str, list[tuple[str, int]]] = {}     # a fused tensor's module -> its (op, rows) blocks
         self.on = True
         for name, mod in model.named_modules():
-            label = self._govern(target, name, mod) or self._watch(target, name)
+            if ".parametrizations" in f".{name}":                # the blocks' own holders: not layers
+                continue
+            label = self._fused(target, name, mod) or self._govern(target, name, mod) or self._watch(target, name)
             if label is not None:
                 self.label[name] = label
                 mod.register_forward_hook(self._hook(name))
         if not self.governed:
             raise CheckError(f"{type(model).__name__} has no parameter that a declared op governs: not a "
                              "model of this declaration")
+
+    def _fused(self, target: Target, name: str, mod: nn.Module) -> str | None:
+        """A module whose weight is split into row blocks (``split_fused``): each block is measured as its op."""
+        if not parametrize.is_parametrized(mod):
+            return None
+        holders: Any = mod.parametrizations
+        for attr, plist in holders.items():
+            originals = [p for pn, p in plist.named_parameters(recurse=False) if pn.startswith("original")]
+            ops = [target.rules.op_of(f"{name}.parametrizations.{attr}.original{i}") for i in range(len(originals))]
+            if all(ops):
+                self.blocks[name] = [(str(op), p.shape[0]) for op, p in zip(ops, originals, strict=True)]
+                self.governed[name] = mod
+                return self.blocks[name][0][0]
+        return None
 
     def _govern(self, target: Target, name: str, mod: nn.Module) -> str | None:
         own = [pn for pn, _ in mod.named_parameters(recurse=False)]
@@ -105,10 +123,13 @@ def logits_label(target: Target) -> str | None:
 
 class Recorder:
     """Runs the probe batch through the model and appends every label's metrics to the series.  A
-    target without probes of its own gets its attention logits from intercepted SDPA calls."""
+    target without probes of its own gets its attention logits from intercepted SDPA calls.  An op the
+    model multiplies by a declared gate is measured at its effective output, gate times its own."""
 
-    def __init__(self, target: Target, model: nn.Module, batch: Any):
+    def __init__(self, target: Target, model: nn.Module, batch: Any, shape: dict[str, int] | None = None):
         self.target, self.model, self.batch = target, model, batch
+        self.gate = {op: d["gate"](**shape) for op, d in target.rules.DECLARED.items()   # type: ignore[typeddict-item]
+                     if shape is not None and "gate" in d and not d.get("gate_inside")}
         self.intercept = logits_label(target) if target.probes is None else None
         self.hooks = Hooks(target, model)
         self.series: Series = {}
@@ -135,10 +156,17 @@ class Recorder:
     def _layers(self, outs: dict[str, torch.Tensor]) -> dict[str, list[dict[str, float]]]:
         groups: dict[str, list[dict[str, float]]] = {}
         for name, o in outs.items():
-            d = {"rms": rms(o), "delta": rms(o - self.init_out[name])}
-            if name in self.hooks.governed:
-                d["dwx"] = rms(self.hooks.governed[name](*self.init_inp[name]) - self.init_out[name])
-            groups.setdefault(self.hooks.label[name], []).append(d)
+            now = self.hooks.governed[name](*self.init_inp[name]) if name in self.hooks.governed else None
+            parts = self.hooks.blocks.get(name, [(self.hooks.label[name], o.shape[-1])])
+            sizes = [rows for _, rows in parts]
+            for (label, _), out, init, new in zip(parts, o.split(sizes, -1), self.init_out[name].split(sizes, -1),
+                                                  now.split(sizes, -1) if now is not None else [None] * len(parts),
+                                                  strict=True):
+                d = {"rms": rms(out), "delta": rms(out - init)}
+                if new is not None:
+                    d["dwx"] = rms(new - init)
+                gate = self.gate.get(label, 1.0)          # the model's factor on the op's output
+                groups.setdefault(label, []).append({m: v * gate for m, v in d.items()})
         return groups
 
     def _probes(self, outs: dict[str, torch.Tensor], found: list[torch.Tensor]) -> dict[str, list[dict[str, float]]]:
@@ -161,7 +189,7 @@ def trace(target: Target, shape: dict[str, int], steps: int, lr: float, seed: in
     """The series of one model trained ``steps`` AdamW steps on the probe batch, or a divergence message."""
     model = build(target, shape, seed, device)
     batch = to_device(target.sample(np.random.default_rng(seed)), device)   # trained on and probed
-    recorder = Recorder(target, model, batch)
+    recorder = Recorder(target, model, batch, shape)
     opt = optimizer(target, model, shape, lr, eps=eps)
     recorder.record()
     for step in range(steps):

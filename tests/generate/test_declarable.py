@@ -239,3 +239,11 @@ def test_completep_width_only_weight_decay():
     assert width.exponents("w", "wd", "adamw") == (1, 0, 0)
     assert width.exponents("w", "lr", "adamw") == full.exponents("w", "lr", "adamw")
     assert "CompleteP" in width.get("w", "wd", "adamw").reason
+
+
+@pytest.mark.parametrize("patch,says", [({"absorbs": "residual"}, "needs a gate"),
+                                        ({"gate": "L", "absorbs": "nowhere"}, "neither 'residual' nor")])
+def test_absorbs_names_a_multiplier_and_needs_a_gate(patch, says):
+    with pytest.raises(DeclarationError, match=says) as err:
+        architecture("a", [{"name": "o", "role": "hidden", "fan_in": "n", "fan_out": "n", **patch}])
+    assert err.value.field == "absorbs"

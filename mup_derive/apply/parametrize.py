@@ -1,0 +1,125 @@
+"""Put the derived rules into a stock Hugging Face model: one call initialises it and returns its param groups.
+
+The model's own forward has no μP attention scale (it uses 1/sqrt(d_head), or a constant) and no residual
+multiplier, and it is not edited.  Both are absorbed into the weights by the abc-symmetry: the ops the
+multipliers act on are declared with the factor the model applies instead as a ``gate`` (the query with
+sqrt(d_head) -- the model's 1/sqrt(d) over μP's 1/d -- and each branch's last op with L^alpha), and the
+engine derives their init, LR, WD and eps exactly for every optimizer.  Since the weights carry the
+multipliers, ``save_pretrained``/``from_pretrained`` keep the parametrization; ``config.mup`` records it so
+that a model saved under another parametrization, base or alpha is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text
+from ..declare.build import architecture
+from ..derive.settings import Settings
+from ..generate.codegen import generate_module
+from ..infer.families import FAMILIES, hf_spec
+from ..infer.fit import infer
+from ..validate.rules import load_rules
+
+# family -> (the op the model's attention scale acts on, the gate it applies relative to μP's 1/d,
+#            the last op of each residual branch)
+ABSORB: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "llama": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
+    "qwen2": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
+    "mistral": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
+    "phi3": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
+    "granite": ("q_proj", "n / heads", ("o_proj", "down_proj")),                # config's constant scale
+}
+# Families whose branch outputs are normalised (post-norm blocks): a residual multiplier put into the post-norm
+# gains failed the depth check (Gemma2's gains are offsets 1 + w that a kept init cannot scale; OLMo2 has no
+# pre-norm), so parametrize refuses them rather than give wrong depth rules.
+POST_NORM = ("gemma2", "olmo2")
+
+
+def family_of(model: Any) -> str:
+    """The supported family of a Hugging Face model, from its config's model_type."""
+    kind = getattr(getattr(model, "config", None), "model_type", None)
+    if kind in POST_NORM:
+        raise ValueError(f"model: {kind} normalises its branch outputs (post-norm blocks); the residual multiplier's "
+                         "absorption is not derived for them, so parametrize refuses rather than give wrong depth "
+                         f"rules (`mup-derive declare hf:{kind}` and `generate` give its width rules)")
+    if kind not in FAMILIES:
+        raise ValueError(f"model: {type(model).__name__} (model_type {kind!r}) is not a supported family "
+                         f"{sorted(FAMILIES)}; declare it (mup-derive declare) and use the generated module")
+    return str(kind)
+
+
+def shape_of(config: Any) -> dict[str, int]:
+    """(n, L, r) of a GQA decoder's config."""
+    return {"n": config.hidden_size, "L": config.num_hidden_layers,
+            "r": config.num_attention_heads // config.num_key_value_heads}
+
+
+def _dims(config: Any) -> dict[str, int]:
+    return {"vocab": config.vocab_size, "heads": config.num_attention_heads,
+            "mlp_ratio": config.intermediate_size // config.hidden_size}
+
+
+@lru_cache(maxsize=32)
+def _rules(family: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str, int], ...], alpha: Fraction,
+           parametrization: str) -> Any:
+    decl = infer(hf_spec(family, dict(dims)))
+    if parametrization == "mup":
+        query, gate, outputs = ABSORB[family]
+        for op in decl["op"]:
+            if op["name"] == query:
+                op["gate"], op["absorbs"] = gate, "attn_logits"
+            elif op["name"] in outputs:
+                op["gate"], op["absorbs"] = f"L ** ({alpha})", "residual"
+    arch = architecture(f"{decl['name']}_{parametrization}", decl["op"], decl["dims"])
+    code = generate_module(arch, Settings(alpha=alpha), base=dict(base), source=f"hf:{family}")
+    digest = hashlib.sha256(code.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "mup_derive_rules" / f"{arch.name}_{digest}.py"
+    if not path.is_file():                    # a file, so that controls can load fresh copies of it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, code)
+    return load_rules(path)
+
+
+def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, parametrization: str = "mup") -> Any:
+    """The generated rules module for ``model``'s family and dims, with its multipliers absorbed (μP)."""
+    if parametrization not in ("mup", "sp"):
+        raise ValueError(f"parametrization must be 'mup' or 'sp', got {parametrization!r}")
+    if set(base) != {"n", "L", "r"} or not all(isinstance(v, int) and v >= 1 for v in base.values()):
+        raise ValueError(f"base must give positive integers n, L and r, got {base!r}")
+    family = family_of(model)
+    a = Fraction(alpha).limit_denominator(64)
+    return _rules(family, tuple(sorted(_dims(model.config).items())), tuple(sorted(base.items())), a,
+                  parametrization)
+
+
+def _record(model: Any, base: dict[str, int], alpha: Fraction, parametrization: str) -> None:
+    """Write the parametrization into ``config.mup``, refusing a model that carries another one."""
+    want = {"parametrization": parametrization, "base": dict(sorted(base.items())), "alpha": str(alpha)}
+    have = getattr(model.config, "mup", None)
+    if have is not None and have != want:
+        diff = sorted(k for k in want if have.get(k) != want[k])
+        raise ValueError(f"model: its config.mup was written under another parametrization ({', '.join(diff)} "
+                         f"differ: {have} vs {want})")
+    model.config.mup = want
+
+
+def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float = 0.0, eps: float = 1e-8,
+                optimizer: str = "adamw", std: float = 0.02, alpha: float | Fraction = 1,
+                parametrization: str = "mup", init: bool = True) -> list[dict]:
+    """Make a Hugging Face GQA causal LM follow the derived rules from ``base`` (its n, L, r): initialise it
+    (``init=False`` for one loaded from a checkpoint) and return its optimizer param groups.  The attention
+    scale and the residual multiplier are absorbed into the weights (module docstring); fused tensors are
+    split into their row blocks."""
+    rules = rules_for(model, base, alpha, parametrization)
+    a = Fraction(alpha).limit_denominator(64)
+    _record(model, base, a, parametrization)
+    shape = shape_of(model.config)
+    if init:
+        rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
+    return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,
+                                   shape=shape, parametrization=parametrization))

@@ -1,0 +1,30 @@
+"""The coordinate check on stock Hugging Face families parametrized by mup_derive.parametrize (CPU, default check:
+widths 128-512, r 1-8, L 2-8, 4 steps, 3-12 seeds): μP, SP and the two controls that undo the absorbed
+multipliers.  Run: python reports/hf_families.py llama qwen2 mistral phi3 granite > reports/hf_families.txt"""
+import sys
+
+from mup_derive.validate import CheckSettings, resolve, run_coord_check
+
+
+def line(report) -> str:
+    out = []
+    for axis, res in report.axes.items():
+        bad = [label for label, v in res.labels.items() if not v.passed]
+        out.append(f"{axis}={res.verdict}" + (f"({','.join(bad[:4])})" if bad else ""))
+    return " ".join(out)
+
+
+def quiet(*_: object) -> None:
+    """Print no progress."""
+
+
+if __name__ == "__main__":
+    for family in sys.argv[1:]:
+        for p in ("mup", "sp"):
+            report = run_coord_check(resolve(f"hf:{family}", p), ["width", "ratio", "depth"], CheckSettings(),
+                                     echo=quiet)
+            print(family, p, line(report), flush=True)
+        for control, axes in (("attn-sqrt-d", ["width"]), ("no-residual-mult", ["depth"])):
+            report = run_coord_check(resolve(f"hf:{family}", "mup"), axes, CheckSettings(), control=control,
+                                     echo=quiet)
+            print(family, control, line(report), flush=True)

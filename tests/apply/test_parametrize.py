@@ -1,0 +1,100 @@
+"""parametrize(): μP on stock Hugging Face models with no code edits; the multipliers live in the weights, so
+the parametrization survives save and load; the coordinate check passes μP and fails SP on them."""
+import math
+
+import pytest
+import torch
+
+from mup_derive.validate import CheckSettings, resolve, run_coord_check
+from mup_derive.validate.target import TargetError
+from tests.helpers import quiet
+
+transformers = pytest.importorskip("transformers")
+from mup_derive.apply import parametrize, rules_for  # noqa: E402
+from mup_derive.infer import hf_model  # noqa: E402
+
+BASE = {"n": 64, "L": 2, "r": 1}
+SHAPE = {"n": 256, "L": 4, "r": 2}
+
+
+def test_three_lines_for_a_stock_llama():
+    """n 64 -> 256, L 2 -> 4, r 1 -> 2: q's Adam LR 1/n over the sqrt(d_head) the model's 1/sqrt(d) attention puts
+    on it; o's over L (the residual multiplier it carries); init stds measured on the tensors."""
+    torch.manual_seed(0)
+    model = hf_model("llama", SHAPE)
+    groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2, weight_decay=0.1)}
+    assert groups["q_proj"]["lr"] == pytest.approx(1e-2 / 4 / 2)
+    assert groups["k_proj"]["lr"] == pytest.approx(1e-2 / 4)
+    assert groups["o_proj"]["lr"] == pytest.approx(1e-2 / 4 / 2)
+    assert groups["o_proj"]["weight_decay"] == pytest.approx(0.1 * 4 * 2)           # eta * lambda constant
+    assert groups["embed_tokens"]["lr"] == pytest.approx(1e-2)
+    layer = model.model.layers[0]
+    assert layer.self_attn.k_proj.weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)      # n^-1/2
+    assert layer.self_attn.q_proj.weight.std().item() == pytest.approx(0.02 / 2 / 2, rel=0.05)  # / sqrt(d) ratio
+    assert layer.self_attn.o_proj.weight.std().item() == pytest.approx(0.02 / 2 / 2, rel=0.05)  # / L ratio
+    assert model.lm_head.weight.std().item() == pytest.approx(0.02 / 4, rel=0.05)               # readout n^-1
+    assert torch.all(layer.input_layernorm.weight == 1)
+
+
+def test_the_parametrization_survives_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    model = hf_model("qwen2", SHAPE)
+    groups = parametrize(model, BASE, lr=1e-3)
+    model.save_pretrained(tmp_path)
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    x = torch.randint(0, 256, (2, 12))
+    model.eval(), back.eval()
+    assert torch.allclose(model(input_ids=x).logits, back(input_ids=x).logits, atol=1e-5)
+    assert back.config.mup == {"parametrization": "mup", "base": dict(sorted(BASE.items())), "alpha": "1"}
+    again = parametrize(back, BASE, lr=1e-3, init=False)          # groups for a loaded model, weights kept
+    assert [g["lr"] for g in again] == [g["lr"] for g in groups]
+    with pytest.raises(ValueError, match="another parametrization .*alpha"):
+        parametrize(back, BASE, lr=1e-3, alpha=0.5, init=False)
+
+
+def test_compiled_forward_and_backward_of_a_parametrized_phi3():
+    """Phi3's fused qkv is split into row blocks; the model still compiles, forward and backward."""
+    torch.manual_seed(0)
+    model = hf_model("phi3", {"n": 64, "L": 2, "r": 2})
+    parametrize(model, BASE, lr=1e-3)
+    x = torch.randint(0, 256, (2, 8))
+    compiled = torch.compile(model, backend="aot_eager")
+    out = compiled(input_ids=x, labels=x)
+    out.loss.backward()
+    assert torch.allclose(out.logits, model(input_ids=x).logits, atol=1e-5)
+    assert model.model.layers[0].self_attn.qkv_proj.parametrizations.weight.original1.grad is not None
+
+
+@pytest.mark.parametrize("bad,message", [({"base": {"n": 64}}, "base must give"),
+                                         ({"parametrization": "muP"}, "parametrization must be")])
+def test_bad_calls_are_one_line(bad, message):
+    model = hf_model("llama", BASE)
+    with pytest.raises(ValueError, match=message) as err:
+        parametrize(model, **{"base": BASE, "lr": 1e-3, **bad})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="not a supported family"):
+        parametrize(torch.nn.Linear(2, 2), BASE, lr=1e-3)
+    with pytest.raises(ValueError, match="post-norm blocks"):
+        parametrize(hf_model("gemma2", BASE), BASE, lr=1e-3)
+
+
+def test_coordinate_check_on_a_stock_llama():
+    """μP, absorbed into the weights of an unedited LlamaForCausalLM, passes along width and depth; SP fails, and
+    so do the attention-scale and residual controls, which undo the gates that absorb those multipliers."""
+    settings = CheckSettings()
+    mup = run_coord_check(resolve("hf:llama", "mup"), ["width", "depth"], settings, echo=quiet)
+    sp = run_coord_check(resolve("hf:llama", "sp"), ["width"], settings, echo=quiet)
+    attn = run_coord_check(resolve("hf:llama"), ["width"], settings, control="attn-sqrt-d", echo=quiet)
+    resid = run_coord_check(resolve("hf:llama"), ["depth"], settings, control="no-residual-mult", echo=quiet)
+    assert attn.axes["width"].labels["q_proj"].verdict == "fail" and resid.axes["depth"].verdict == "fail"
+    assert mup.axes["width"].verdict == "pass" and mup.axes["depth"].verdict == "pass", \
+        [(a, lab) for a, r in mup.axes.items() for lab, v in r.labels.items() if not v.passed]
+    assert sp.axes["width"].verdict == "fail"
+    q = mup.axes["width"].labels["q_proj"].metrics["rms"]
+    assert abs(q.slope[0]) < 0.1          # measured at its effective output: the gate sqrt(d_head) times its own
+
+
+def test_an_unknown_family_target_is_named():
+    with pytest.raises(TargetError, match="unknown Hugging Face family"):
+        resolve("hf:bert")
+    assert math.isfinite(rules_for(hf_model("llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
