@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text
-from ..declare.build import architecture
+from ..declare.build import architecture, load
+from ..declare.ops import Architecture
 from ..derive.settings import Settings
 from ..generate.codegen import generate_module
 from ..infer.families import FAMILIES, hf_spec
@@ -76,23 +77,37 @@ def _rules(family: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str
             elif op["name"] in outputs:
                 op["gate"], op["absorbs"] = f"L ** ({alpha})", "residual"
     arch = architecture(f"{decl['name']}_{parametrization}", decl["op"], decl["dims"])
-    code = generate_module(arch, Settings(alpha=alpha), base=dict(base), source=f"hf:{family}")
+    return _module(arch, alpha, base, f"hf:{family}")
+
+
+def _module(arch: Architecture, alpha: Fraction, base: tuple[tuple[str, int], ...], source: str) -> Any:
+    """The rules module generated for ``arch``, as a file in the temp folder (controls load fresh copies of it)."""
+    code = generate_module(arch, Settings(alpha=alpha), base=dict(base), source=source)
     digest = hashlib.sha256(code.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / "mup_derive_rules" / f"{arch.name}_{digest}.py"
-    if not path.is_file():                    # a file, so that controls can load fresh copies of it
+    if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, code)
     return load_rules(path)
 
 
-def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, parametrization: str = "mup") -> Any:
-    """The generated rules module for ``model``'s family and dims, with its multipliers absorbed (μP)."""
+def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, parametrization: str = "mup",
+              declaration: str | Path | Architecture | None = None) -> Any:
+    """The generated rules module for ``model``: from ``declaration`` (a TOML path or an Architecture), else from its
+    Hugging Face family and dims with the multipliers absorbed (μP)."""
     if parametrization not in ("mup", "sp"):
         raise ValueError(f"parametrization must be 'mup' or 'sp', got {parametrization!r}")
+    a = Fraction(alpha).limit_denominator(64)
+    if declaration is not None:
+        arch = declaration if isinstance(declaration, Architecture) else load(declaration)
+        want = {s.name for s in arch.scaling}
+        if set(base) != want or not all(isinstance(v, int) and v >= 1 for v in base.values()):
+            raise ValueError(f"base must give positive integers {sorted(want)}, got {base!r}")
+        source = arch.name if isinstance(declaration, Architecture) else str(declaration)
+        return _module(arch, a, tuple(sorted(base.items())), source)
     if set(base) != {"n", "L", "r"} or not all(isinstance(v, int) and v >= 1 for v in base.values()):
         raise ValueError(f"base must give positive integers n, L and r, got {base!r}")
     family = family_of(model)
-    a = Fraction(alpha).limit_denominator(64)
     return _rules(family, tuple(sorted(_dims(model.config).items())), tuple(sorted(base.items())), a,
                   parametrization)
 
@@ -110,15 +125,23 @@ def _record(model: Any, base: dict[str, int], alpha: Fraction, parametrization: 
 
 def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float = 0.0, eps: float = 1e-8,
                 optimizer: str = "adamw", std: float = 0.02, alpha: float | Fraction = 1,
-                parametrization: str = "mup", init: bool = True) -> list[dict]:
-    """Make a Hugging Face GQA causal LM follow the derived rules from ``base`` (its n, L, r): initialise it
-    (``init=False`` for one loaded from a checkpoint) and return its optimizer param groups.  The attention
-    scale and the residual multiplier are absorbed into the weights (module docstring); fused tensors are
-    split into their row blocks."""
-    rules = rules_for(model, base, alpha, parametrization)
+                parametrization: str = "mup", init: bool = True,
+                declaration: str | Path | Architecture | None = None,
+                shape: dict[str, int] | None = None) -> list[dict]:
+    """Make a model follow the derived rules from ``base``: initialise it (``init=False`` for one loaded from a
+    checkpoint) and return its optimizer param groups; fused tensors are split into their row blocks.
+
+    A Hugging Face GQA causal LM of a supported family needs nothing else: its declaration is inferred and the
+    attention scale and residual multiplier are absorbed into its weights (module docstring).  Any other
+    ``nn.Module`` takes a ``declaration`` and its ``shape``; it must apply the table's multipliers itself
+    (``rules_for(...).multiplier``) or declare gates that absorb them."""
+    rules = rules_for(model, base, alpha, parametrization, declaration)
     a = Fraction(alpha).limit_denominator(64)
-    _record(model, base, a, parametrization)
-    shape = shape_of(model.config)
+    if declaration is None:
+        _record(model, base, a, parametrization)
+        shape = shape_of(model.config)
+    elif shape is None:
+        raise ValueError("shape: a model given with a declaration needs its shape, e.g. {'n': 512, 'L': 4, 'r': 1}")
     if init:
         rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
     return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,

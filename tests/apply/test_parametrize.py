@@ -98,3 +98,21 @@ def test_an_unknown_family_target_is_named():
     with pytest.raises(TargetError, match="unknown Hugging Face family"):
         resolve("hf:bert")
     assert math.isfinite(rules_for(hf_model("llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
+
+
+def test_any_module_with_a_declaration(tmp_path):
+    """Any nn.Module with a declaration is parametrized in one call with its shape (here an MLP)."""
+    decl = tmp_path / "mlp.toml"
+    decl.write_text('name = "mlp"\n[dims]\nd = 10\n'
+                    '[[op]]\nname = "inp"\nrole = "input"\nfan_in = "d"\nfan_out = "n"\nparams = ["0.weight"]\n'
+                    '[[op]]\nname = "hid"\nrole = "hidden"\nfan_in = "n"\nfan_out = "n"\nparams = ["2.weight"]\n'
+                    '[[op]]\nname = "out"\nrole = "output"\nfan_in = "n"\nfan_out = "d"\nparams = ["4.weight"]\n')
+    model = torch.nn.Sequential(torch.nn.Linear(10, 256, bias=False), torch.nn.ReLU(),
+                                torch.nn.Linear(256, 256, bias=False), torch.nn.ReLU(),
+                                torch.nn.Linear(256, 10, bias=False))
+    groups = {g["name"]: g["lr"] for g in parametrize(model, BASE, lr=1.0, declaration=decl,
+                                                       shape={"n": 256, "L": 2, "r": 1})}
+    assert groups == pytest.approx({"inp": 1.0, "hid": 0.25, "out": 0.25})        # TP5 Table 3, Adam
+    assert model[2].weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)
+    with pytest.raises(ValueError, match="shape: a model given with a declaration"):
+        parametrize(model, BASE, lr=1.0, declaration=decl)
