@@ -96,11 +96,19 @@ def expression(sizes: dict[str, int], dims: dict[str, int], where: str) -> str:
     return " * ".join(up or ["1"]) + "".join(f" / {d}" for d in down)
 
 
-def _op_name(glob: str, spec: ModelSpec) -> str:
-    stem = glob.removeprefix(f"{spec.layers}.*.").removeprefix("model.")
-    parts = stem.split(".")
-    name = parts[-2] if parts[-1] == "weight" and len(parts) > 1 else "_".join(parts[-2:])
-    return re.sub(r"\W", "_", name)
+def _op_names(globs: list[str], spec: ModelSpec) -> dict[str, str]:
+    """An identifier per parameter glob: its module's name (``q_proj``; ``q_proj_bias`` for a bias), with more of
+    its path where two would collide (nanoGPT's ``attn_c_proj`` and ``mlp_c_proj``)."""
+    paths = {g: g.removeprefix(f"{spec.layers}.*.").removeprefix("model.").split(".") for g in globs}
+    paths = {g: p[:-1] if p[-1] == "weight" and len(p) > 1 else p for g, p in paths.items()}
+    depth = dict.fromkeys(globs, 1)
+    while True:
+        names = {g: re.sub(r"\W", "_", "_".join(p[-depth[g]:])) for g, p in paths.items()}
+        clash = {g for g in globs if list(names.values()).count(names[g]) > 1 and depth[g] < len(paths[g])}
+        if not clash:
+            return names
+        for g in clash:
+            depth[g] += 1
 
 
 def _fans(sizes: dict[str, tuple[int, ...]], module: str) -> tuple[dict[str, int], dict[str, int]] | None:
@@ -147,12 +155,11 @@ def infer(spec: ModelSpec) -> dict[str, Any]:
     shapes = _shapes(spec)
     base = shapes["base"]
     ops: list[dict[str, Any]] = []
-    names: dict[str, str] = {}
+    names = _op_names(list(base), spec)
     for glob, (_, module, tied) in base.items():
         sizes = {p: shapes[p][glob][0] for p in POINTS}
         branch = glob.startswith(f"{spec.layers}.*.")
-        name = _op_name(glob, spec)
-        names[glob] = name
+        name = names[glob]
         fans = _fans(sizes, module)
         if fans is None:
             made = [{"name": name, "role": "vector", "init": "keep", "params": [glob],

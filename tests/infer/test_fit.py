@@ -87,6 +87,8 @@ class Block(nn.Module):
         self.ln = nn.LayerNorm(n)
         self.c_attn = nn.Linear(n, 3 * n)
         self.c_proj = nn.Linear(n, n)
+        self.mlp = nn.Module()
+        self.mlp.c_proj = nn.Linear(4 * n, n)
 
 class GPT(nn.Module):
     def __init__(self, n, L):
@@ -112,6 +114,7 @@ def test_a_factory_model_is_inferred_with_its_layers_and_dims(tmp_path):
     assert ops["head"].role == "output" and not ops["head"].branch
     assert ops["c_attn"].role == "hidden" and str(ops["c_attn"].fan_out) == "3*n" and ops["c_attn"].branch
     assert ops["c_attn_bias"].role == "vector" and ops["ln"].init == "keep"
+    assert str(ops["mlp_c_proj"].fan_in) == "4*n" and str(ops["c_proj"].fan_in) == "n"   # names kept apart
 
 
 @pytest.mark.parametrize("model,message", [("hf:nope", "unknown Hugging Face family"),
