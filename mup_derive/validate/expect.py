@@ -1,7 +1,11 @@
 """The log-log slopes μP theory allows, from the declaration's roles and shapes, never from the rules under test.
 
 * a layer's own update ``dwx`` is Θ(1) -- feature learning at every width, ratio and depth --
-  except a branch op's along depth, Θ(L^(alpha-1));
+  except a branch op's along depth, Θ(L^(alpha-1)), and, along depth, an op after the branches that
+  reads the final stream (the readout, the final norm): its sign-like step is aligned with its
+  inputs across the batch's tokens, and the part of the stream those tokens share is carried by the
+  L branches of L^-alpha adding incoherently at init, L^(1/2-alpha) in norm and L^(1-2 alpha) in the
+  alignment, so its own update may fall as far as L^(1-2 alpha) (flat at alpha = 1/2);
 * activations at init are Θ(1), except sums of independent terms that μP normalises as if
   correlated: an output layer's and a correlated contraction's (q.k/d) outputs are
   Θ(fan_in^(-1/2)); the residual stream at init is the embedding plus L branches of
@@ -66,6 +70,8 @@ def expected(decl: OpDecl | None, metric: str, step: int, axis: str, values: lis
     band is added); ``decl`` is the label's declared op, None for the residual stream."""
     if metric == "dwx":                           # the layer's own update: Θ(1), or L^(alpha-1) in a branch
         e = alpha - 1 if (axis == "depth" and decl is not None and decl["branch"]) else 0.0
+        if axis == "depth" and decl is not None and not decl["branch"] and decl["role"] not in ("input", "contraction"):
+            return min(e, 1.0 - 2.0 * alpha), e   # reads the final stream: its cross-token coherence, L^(1-2 alpha)
         return e, e
     init, change = _stream(axis == "depth", alpha) if decl is None else _layer(decl, axis, values, base, alpha)
     if step == 0:
