@@ -1,6 +1,9 @@
 """Paths and assertions shared by the tests."""
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +44,25 @@ def generated(tmp_path: Path, declaration: str, *args: Any) -> tuple[dict[str, A
     ns: dict[str, Any] = {"__name__": "rules"}
     exec(compile(out.read_text(), str(out), "exec"), ns)
     return ns, res
+
+
+def _gloo_rank(rank: int, world: int, store: str, out: str, body: Callable[[], Any]) -> None:
+    import torch.distributed as dist
+    # A file store: no port to race for, no store server that dies with rank 0.
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        result = body()
+        if rank == 0:
+            Path(out).write_text(json.dumps(result))
+    finally:
+        dist.barrier()                                 # nobody tears down mid-collective
+        dist.destroy_process_group()
+    os._exit(0)     # skip interpreter teardown, where gloo's threads have aborted a worker ("terminate called")
+
+
+def on_gloo_ranks(body: Callable[[], Any], tmp_path: Path, world: int = 2) -> Any:
+    """``body()`` (a module-level function) run on ``world`` CPU processes joined by gloo; rank 0's result."""
+    import torch.multiprocessing as mp
+    out = tmp_path / "rank0.json"
+    mp.spawn(_gloo_rank, args=(world, str(tmp_path / "store"), str(out), body), nprocs=world, join=True)
+    return json.loads(out.read_text())

@@ -41,15 +41,15 @@ ABSORB: dict[str, tuple[str, str, tuple[str, ...]]] = {
 POST_NORM = ("gemma2", "olmo2")
 
 
-def family_of(model: Any) -> str:
+def family_of(config: Any) -> str:
     """The supported family of a Hugging Face model, from its config's model_type."""
-    kind = getattr(getattr(model, "config", None), "model_type", None)
+    kind = getattr(config, "model_type", None)
     if kind in POST_NORM:
         raise ValueError(f"model: {kind} normalises its branch outputs (post-norm blocks); the residual multiplier's "
                          "absorption is not derived for them, so parametrize refuses rather than give wrong depth "
                          f"rules (`mup-derive declare hf:{kind}` and `generate` give its width rules)")
     if kind not in FAMILIES:
-        raise ValueError(f"model: {type(model).__name__} (model_type {kind!r}) is not a supported family "
+        raise ValueError(f"model: {type(config).__name__} (model_type {kind!r}) is not a supported family "
                          f"{sorted(FAMILIES)}; declare it (mup-derive declare) and use the generated module")
     return str(kind)
 
@@ -77,10 +77,10 @@ def _rules(family: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str
             elif op["name"] in outputs:
                 op["gate"], op["absorbs"] = f"L ** ({alpha})", "residual"
     arch = architecture(f"{decl['name']}_{parametrization}", decl["op"], decl["dims"])
-    return _module(arch, alpha, base, f"hf:{family}")
+    return _module(arch, base, alpha, f"hf:{family}")
 
 
-def _module(arch: Architecture, alpha: Fraction, base: tuple[tuple[str, int], ...], source: str) -> Any:
+def _module(arch: Architecture, base: tuple[tuple[str, int], ...], alpha: Fraction, source: str) -> Any:
     """The rules module generated for ``arch``, as a file in the temp folder (controls load fresh copies of it)."""
     code = generate_module(arch, Settings(alpha=alpha), base=dict(base), source=source)
     digest = hashlib.sha256(code.encode()).hexdigest()[:16]
@@ -95,21 +95,28 @@ def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, par
               declaration: str | Path | Architecture | None = None) -> Any:
     """The generated rules module for ``model``: from ``declaration`` (a TOML path or an Architecture), else from its
     Hugging Face family and dims with the multipliers absorbed (μP)."""
+    if declaration is None:
+        return hf_rules(getattr(model, "config", None), base, alpha, parametrization)
+    arch = declaration if isinstance(declaration, Architecture) else load(declaration)
+    source = arch.name if isinstance(declaration, Architecture) else str(declaration)
+    return _module(arch, *_checked(base, {s.name for s in arch.scaling}, alpha, parametrization), source)
+
+
+def hf_rules(config: Any, base: dict[str, int], alpha: float | Fraction = 1, parametrization: str = "mup") -> Any:
+    """The rules module of a Hugging Face config's family and dims, the multipliers absorbed (μP)."""
+    family = family_of(config)
+    key, a = _checked(base, {"n", "L", "r"}, alpha, parametrization)
+    return _rules(family, tuple(sorted(_dims(config).items())), key, a, parametrization)
+
+
+def _checked(base: dict[str, int], symbols: set[str], alpha: float | Fraction,
+             parametrization: str) -> tuple[tuple[tuple[str, int], ...], Fraction]:
+    """(base as a sorted key, alpha as a fraction), or a one-line error naming the bad argument."""
     if parametrization not in ("mup", "sp"):
         raise ValueError(f"parametrization must be 'mup' or 'sp', got {parametrization!r}")
-    a = Fraction(alpha).limit_denominator(64)
-    if declaration is not None:
-        arch = declaration if isinstance(declaration, Architecture) else load(declaration)
-        want = {s.name for s in arch.scaling}
-        if set(base) != want or not all(isinstance(v, int) and v >= 1 for v in base.values()):
-            raise ValueError(f"base must give positive integers {sorted(want)}, got {base!r}")
-        source = arch.name if isinstance(declaration, Architecture) else str(declaration)
-        return _module(arch, a, tuple(sorted(base.items())), source)
-    if set(base) != {"n", "L", "r"} or not all(isinstance(v, int) and v >= 1 for v in base.values()):
-        raise ValueError(f"base must give positive integers n, L and r, got {base!r}")
-    family = family_of(model)
-    return _rules(family, tuple(sorted(_dims(model.config).items())), tuple(sorted(base.items())), a,
-                  parametrization)
+    if set(base) != symbols or not all(isinstance(v, int) and v >= 1 for v in base.values()):
+        raise ValueError(f"base must give positive integers {sorted(symbols)}, got {base!r}")
+    return tuple(sorted(base.items())), Fraction(alpha).limit_denominator(64)
 
 
 def _record(model: Any, base: dict[str, int], alpha: Fraction, parametrization: str) -> None:
@@ -135,13 +142,12 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
     attention scale and residual multiplier are absorbed into its weights (module docstring).  Any other
     ``nn.Module`` takes a ``declaration`` and its ``shape``; it must apply the table's multipliers itself
     (``rules_for(...).multiplier``) or declare gates that absorb them."""
-    rules = rules_for(model, base, alpha, parametrization, declaration)
-    a = Fraction(alpha).limit_denominator(64)
-    if declaration is None:
-        _record(model, base, a, parametrization)
-        shape = shape_of(model.config)
-    elif shape is None:
+    if declaration is not None and shape is None:
         raise ValueError("shape: a model given with a declaration needs its shape, e.g. {'n': 512, 'L': 4, 'r': 1}")
+    rules = rules_for(model, base, alpha, parametrization, declaration)
+    if declaration is None:
+        _record(model, base, Fraction(alpha).limit_denominator(64), parametrization)
+        shape = shape_of(model.config)
     if init:
         rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
     return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,

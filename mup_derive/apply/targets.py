@@ -1,5 +1,5 @@
 """``hf:FAMILY`` targets for the coordinate check and the sweeps: tiny configs of the family at each shape,
-initialised by :func:`~.parametrize.rules_for` (μP with the multipliers absorbed, or SP)."""
+initialised by :func:`~.parametrize.hf_rules` (μP with the multipliers absorbed, or SP)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +7,7 @@ from typing import Any
 from ..infer.families import TINY, hf_config, hf_model
 from ..validate.data import MarkovTask, TextTask
 from ..validate.target import Target
-from .parametrize import rules_for
+from .parametrize import hf_rules
 
 BASE = {"n": 128, "L": 2, "r": 1}
 
@@ -16,10 +16,8 @@ def hf_target(family: str, parametrization: str = "mup", batch: int = 2, seq: in
               alpha: float = 1) -> Target:
     """The family's causal LM on the synthetic Markov task (or the bytes of ``text``), rules from ``BASE``."""
     from torch.nn.functional import cross_entropy
-    from transformers import AutoModelForCausalLM
 
-    probe = AutoModelForCausalLM.from_config(hf_config(family, BASE))      # for its family and dims only
-    rules = rules_for(probe, BASE, alpha, parametrization)
+    rules = hf_rules(hf_config(family, BASE), BASE, alpha, parametrization)
     task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=TINY["vocab"], seed=1234)
 
     def make(shape: dict[str, int], rules: Any) -> Any:

@@ -31,7 +31,7 @@ import sympy as sp
 
 from . import checks
 from .grammar import BUILTIN, DeclarationError, Shape
-from .ops import GAUGES, INITS, LAYOUT, Architecture, Op, quotient
+from .ops import GAUGES, INITS, LAYOUT, Architecture, Op, fused_groups, quotient
 
 
 def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) -> list[Op]:
@@ -111,14 +111,11 @@ def _check_tie(op: Op, by_name: dict[str, Op]) -> None:
 
 def _check_fused(ops: list[Op]) -> None:
     """Fused ops are the row blocks of one tensor: they share their params globs and fan_in, two or more of them."""
-    groups: dict[tuple[str, ...], list[Op]] = {}
     for op in ops:
-        if op.fused:
-            if not op.params or op.tied or op.role in ("vector", "contraction"):
-                raise DeclarationError(op.name, "fused", "a row block names its fused tensor's params, is a matrix "
-                                                         "op and is not tied")
-            groups.setdefault(op.params, []).append(op)
-    for params, blocks in groups.items():
+        if op.fused and (not op.params or op.tied or op.role in ("vector", "contraction")):
+            raise DeclarationError(op.name, "fused", "a row block names its fused tensor's params, is a matrix "
+                                                     "op and is not tied")
+    for params, blocks in fused_groups(ops).items():
         if len(blocks) < 2:
             raise DeclarationError(blocks[0].name, "fused", f"no other block shares params {list(params)}")
         if any(sp.simplify(b.fan_in - blocks[0].fan_in) != 0 for b in blocks):

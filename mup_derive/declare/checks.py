@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import builtins
 import keyword
-import math
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -121,15 +120,18 @@ def factors(name: str, fields: dict[str, Any], names: set[str], dims: dict[str, 
     """gate (a factor on the op's output) and tokens (the fraction of tokens it sees) are positive; batch (stacked
     copies) is a dimension."""
     out: dict[str, sp.Expr] = {}
-    for fld, low, high in (("gate", 0.0, math.inf), ("tokens", 0.0, math.inf), ("batch", 1.0, float(MAX_DIM))):
+    bounds: dict[str, tuple[Callable[[float], bool], str]] = {
+        "gate": (lambda v: v > 0, "positive"), "tokens": (lambda v: v > 0, "positive"),
+        "batch": (lambda v: 1 <= v <= MAX_DIM, "a dimension in [1, 2**40]")}
+    for fld, (ok, what) in bounds.items():
         if fld not in fields:
             continue
         shape = parse(fields[fld], names, name, fld)
         for point in samples(scaled, dims):
             v = shape.value(point)
-            if not (low < v <= high or (fld == "batch" and v == low)):
+            if not ok(v):
                 where = {k: int(x) for k, x in point.items() if k not in dims}
-                raise DeclarationError(name, fld, f"{shape.expr} = {v:g} at {where} is outside ({low:g}, {high:g}]")
+                raise DeclarationError(name, fld, f"{shape.expr} = {v:g} at {where} is not {what}")
         out[fld] = shape.expr
     return out
 

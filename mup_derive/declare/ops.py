@@ -72,6 +72,15 @@ class Op:
         return quotient(self.fan_out, self.repeat)
 
 
+def fused_groups(ops: tuple[Op, ...] | list[Op]) -> dict[tuple[str, ...], list[Op]]:
+    """The row blocks of each fused tensor, in declaration order, keyed by the params globs they share."""
+    groups: dict[tuple[str, ...], list[Op]] = {}
+    for op in ops:
+        if op.fused:
+            groups.setdefault(op.params, []).append(op)
+    return groups
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A validated declaration: its ops, fixed dims and extra scaled symbols (name -> description)."""

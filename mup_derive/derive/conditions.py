@@ -29,8 +29,8 @@ from .asymptotics import exponents
 from .settings import EPS_OPTIMIZERS, OPTIMIZERS, WD_OPTIMIZERS, Settings
 from .terms import ONE, Term
 
-sigma, mult, eta, lam, eps = sp.symbols("sigma m eta lambda epsilon", positive=True)
-SIGMA, MULT, ETA, LAM, EPS = (Term.of(x) for x in (sigma, mult, eta, lam, eps))
+sigma, mult, eta = sp.symbols("sigma m eta", positive=True)
+SIGMA, MULT, ETA = (Term.of(x) for x in (sigma, mult, eta))
 ZERO = Term(sp.Integer(0))
 
 

@@ -11,7 +11,7 @@ import jinja2
 import sympy as sp
 from sympy.printing.pycode import pycode
 
-from ..declare.ops import Architecture
+from ..declare.ops import Architecture, fused_groups
 from ..derive.settings import OPTIMIZERS, Settings
 from ..derive.solver import Table, solve
 
@@ -57,11 +57,7 @@ def wide_dims(table: Table, base: dict[str, int]) -> list[str]:
 
 def _fused(arch: Architecture) -> dict[str, list[str]]:
     """{first block op: the block ops of its fused tensor, in order}."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for op in arch.ops:
-        if op.fused:
-            groups.setdefault(op.params, []).append(op.name)
-    return {ops[0]: ops for ops in groups.values()}
+    return {blocks[0].name: [b.name for b in blocks] for blocks in fused_groups(arch.ops).values()}
 
 
 def check_base(arch: Architecture, base: dict[str, int]) -> None:

@@ -1,12 +1,11 @@
 """A stock HF Llama parametrized by mup_derive survives FSDP2 ``fully_shard`` (2 CPU processes, gloo): the same
 param groups and losses as one process."""
-import json
-import os
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from tests.helpers import on_gloo_ranks
 
 pytest.importorskip("transformers")
 
@@ -38,29 +37,19 @@ def _train(model, steps=2):
     return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
 
 
-def _worker(rank, world, store, out):
+def _sharded():
     from torch.distributed.fsdp import fully_shard
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    try:
-        model = _model()
-        for layer in model.model.layers:
-            fully_shard(layer)
-        fully_shard(model)
-        groups, losses = _train(model)
-        if rank == 0:
-            with open(out, "w") as f:
-                json.dump({"groups": groups, "losses": losses}, f)
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
-    os._exit(0)     # skip interpreter teardown, where gloo's threads have aborted a worker ("terminate called")
+    model = _model()
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    groups, losses = _train(model)
+    return {"groups": groups, "losses": losses}
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_fully_shard_a_parametrized_llama(tmp_path):
-    out = tmp_path / "rank0.json"
-    mp.spawn(_worker, args=(2, tmp_path / "store", str(out)), nprocs=2, join=True)
-    sharded = json.loads(out.read_text())
+    sharded = on_gloo_ranks(_sharded, tmp_path)
     groups, losses = _train(_model())
     assert sharded["groups"].keys() == groups.keys()
     for op, values in groups.items():

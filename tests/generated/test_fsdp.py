@@ -1,14 +1,10 @@
 """The generated init and param groups survive FSDP2 ``fully_shard`` (2 CPU processes, gloo)."""
-import json
-import os
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from mup_derive.validate.loader import load_module
-from tests.helpers import GENERATED
+from tests.helpers import GENERATED, on_gloo_ranks
 
 SHAPE = dict(width=128, depth=2, ratio=2)
 
@@ -31,35 +27,24 @@ def _train(gen, model, steps=2):
     return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
 
 
-def _worker(rank, world, store, out):
+def _sharded():
     from torch.distributed.fsdp import fully_shard
-    # A file store: no port to race for, no store server that dies with rank 0.
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    try:
-        gen = load_module(GENERATED)
-        torch.manual_seed(0)
-        model = gen.GQATransformer(**SHAPE)                      # init before sharding
-        for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
-        groups, losses = _train(gen, model)
-        torch.manual_seed(1)
-        gen.init_weights(model)                                  # and init of the sharded parameters
-        stds = {n: p.full_tensor().std().item() for n, p in model.named_parameters() if p.dim() == 2}
-        if rank == 0:
-            with open(out, "w") as f:
-                json.dump({"groups": groups, "losses": losses, "stds": stds}, f)
-    finally:
-        dist.barrier()                                           # nobody tears down mid-collective
-        dist.destroy_process_group()
-    os._exit(0)     # skip interpreter teardown, where gloo's threads have aborted a worker ("terminate called")
+    gen = load_module(GENERATED)
+    torch.manual_seed(0)
+    model = gen.GQATransformer(**SHAPE)                      # init before sharding
+    for block in model.blocks:
+        fully_shard(block)
+    fully_shard(model)
+    groups, losses = _train(gen, model)
+    torch.manual_seed(1)
+    gen.init_weights(model)                                  # and init of the sharded parameters
+    stds = {n: p.full_tensor().std().item() for n, p in model.named_parameters() if p.dim() == 2}
+    return {"groups": groups, "losses": losses, "stds": stds}
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_fully_shard_keeps_groups_init_and_training(tmp_path):
-    out = tmp_path / "rank0.json"
-    mp.spawn(_worker, args=(2, tmp_path / "store", str(out)), nprocs=2, join=True)
-    sharded = json.loads(out.read_text())
+    sharded = on_gloo_ranks(_sharded, tmp_path)
     gen = load_module(GENERATED)
     torch.manual_seed(0)
     ref = gen.GQATransformer(**SHAPE)
