@@ -19,7 +19,7 @@ from .declare.grammar import DeclarationError
 from .declare.ops import Architecture
 from .derive.render import FORMATS
 from .derive.settings import Settings
-from .derive.solver import regime_of, solve
+from .derive.solver import growing_repeats, regime_of, solve
 from .validate.controls import CONTROLS, exposed_by
 from .validate.settings import AXES, CheckSettings, SweepGrid
 
@@ -116,7 +116,10 @@ def derive(arch: str, fmt: str, parametrization: str, alpha: Fraction, update_sp
             regime_of(decl, settings)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--regime") from None
-    text = FORMATS[fmt](solve(decl, settings))
+    table = solve(decl, settings)
+    for warning in growing_repeats(table):
+        click.echo(f"{arch}: {warning}", err=True)
+    text = FORMATS[fmt](table)
     if output:
         _write(output, text, [arch])
     else:
@@ -159,7 +162,8 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
         check_module(code, base)
     except ValueError as exc:
         raise click.ClickException(f"{arch}: {exc}") from None
-    for warning in wide_dims(solve(decl, settings), base):
+    table = solve(decl, settings)
+    for warning in wide_dims(table, base) + growing_repeats(table):
         click.echo(f"{arch}: {warning}", err=True)
     _write(output, code, [arch])
     click.echo(f"wrote {output}")

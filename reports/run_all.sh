@@ -32,6 +32,14 @@ for t in "effective rank-adjusted" "effective spectral" "stored spectral"; do
     --lrs 5e-4,1e-3,2e-3,4e-3,8e-3 --steps 200 --seeds 4 --batch 8 --seq 64 --out $out --name sweep_ratio_f_$1_$2
 done
 
+# Along r: the repeated map's aligned gain, the check with V's stream gradient cut and with K/V's init x 2/(1+sqrt r),
+# the MQA limit, the ratio-axis calibration, and the LR sweep across r with that init (reports/ratio_axis.md).
+python reports/ratio_axis.py > $out/ratio_axis.txt
+python reports/ratio_axis.py calibrate >> $out/ratio_axis.txt
+mup-derive sweep reports/ratio_axis.py:spectral_kv --axis ratio --values 1,2,4,8 --lrs 5e-4,1e-3,2e-3,4e-3,8e-3 \
+  --width 256 --depth 2 --ratio 1 --batch 8 --seq 64 --parametrization mup --steps 200 --seeds 4 --out $out \
+  --name sweep_ratio_kv_init_spectral
+
 # Weight decay across width: eta*lambda held constant (muP) against the wd-unscaled control.
 for c in "" "--control wd-unscaled"; do
   mup-derive sweep $gqa --axis width --values 64,128,256 --lrs 1.5e-3 --wds 0,1,2,4,8,16 --steps 200 --seeds 3 \

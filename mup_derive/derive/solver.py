@@ -14,7 +14,7 @@ from ..declare.build import architecture
 from ..declare.grammar import n
 from ..declare.ops import Architecture, Op
 from . import conditions, norms
-from .asymptotics import Regime, exponents, lead
+from .asymptotics import Regime, exponents, lead, leading
 from .conditions import Rule, Tie
 from .settings import OPTIMIZERS, Settings
 from .terms import Term
@@ -123,3 +123,18 @@ def gqa_factor(update_space: str, update_target: str) -> sp.Expr:
     arch = architecture("kv", [{"name": "kv", "role": "hidden", "fan_in": "n", "fan_out": "n", "rank": "n/r"}])
     t = solve(arch, Settings(update_space=update_space, update_target=update_target))
     return sp.simplify(t.get("kv", "lr", "adam").expr * n)
+
+
+def growing_repeats(table: Table) -> list[str]:
+    """Warnings for repeated ops whose repeat c = fan_out / rank grows with width (MQA's n / d_head): such an op
+    passes the stream change its own backward put there with gain sqrt(1 + c) against sqrt(2) for a full-rank map,
+    so its activation change (and what it feeds) may grow like sqrt(c) in width, which no init or LR of the op
+    removes (``reports/ratio_axis.md``)."""
+    out = []
+    for op in table.arch.ops:
+        if op.repeat != 1 and leading(op.repeat, n)[1] > 0:
+            out.append(f"warning: op '{op.name}' repeats its rows {sp.sstr(op.repeat)} times, a number that grows "
+                       "with width: the stream change its own backward puts there passes it with gain "
+                       "sqrt((1 + repeat) / 2) over a full-rank map's, so activation changes may grow like "
+                       "sqrt(repeat) in n (the MQA limit; reports/ratio_axis.md)")
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .controls import CONTROLS, edited_ops, with_control
-from .expect import expected, slope
+from .expect import expected, repeat_gain, slope
 from .preflight import PreflightError, preflight
 from .records import AxisResult, CheckReport, LabelResult, MetricFit
 from .settings import AXES, CheckSettings
@@ -76,7 +76,8 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
     half = t95(seeds - 1) * sd / math.sqrt(seeds)
     ci = np.stack([mean - half, mean + half], 1)
     decl = target.rules.DECLARED.get(label)
-    exp = [expected(decl, metric, t, axis, values, base, alpha) for t in range(steps + 1)]
+    gain = repeat_gain(target.rules.DECLARED, axis, values, base)
+    exp = [expected(decl, metric, t, axis, values, base, alpha, gain) for t in range(steps + 1)]
     verdict = [judge((ci[t, 0], ci[t, 1]), exp[t], s.band) if judged[t] else UNJUDGED for t in range(steps + 1)]
     detectable = max((s.band + 2 * half[t] for t in range(steps + 1) if judged[t]), default=0.0)
     return MetricFit(mean=y.mean(1).tolist(), slope=mean.tolist(), ci=ci.tolist(), seed_slopes=slopes.tolist(),

@@ -19,9 +19,21 @@
   L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.  Its change is its own
   update (L^(alpha-1) in a branch) plus the init weights acting on the stream's change, which lies
   between L^(1/2-alpha) (branch changes adding incoherently) and L^(1-alpha) (coherently): the
-  change's exponent lies in the hull of those.
+  change's exponent lies in the hull of those;
+* along r, a repeated op A = R W (c = fan_out / rank copies of each stored row: GQA's K and V) passes
+  a stream change that its own backward pass put there, W^T R^T g, with gain sqrt(1 + c) against
+  sqrt(2) for a full-rank square map (A A^T has mean eigenvalue 1 and mean square 1 + c), while a
+  generic input keeps gain 1; no init or LR of the op changes that ratio.  So every activation's
+  change, the repeated op's and all it feeds (o, the stream, later layers, the logits), may grow along
+  r by up to sqrt((1 + c) / 2): the largest such slope over the declared repeats is added to the
+  changes' upper edge (``reports/ratio_axis.md``).  Own updates get no allowance.  Along width the
+  repeat is fixed unless the rank is (MQA's n / d_head), and a growth there is a width instability,
+  so width gets none either.
 """
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -35,6 +47,21 @@ def slope(xs: list[int] | list[float], ys: list[float] | np.ndarray) -> float:
     """Least-squares slope of log ys against log xs."""
     lx, ly = np.log(np.asarray(xs, float)), np.log(np.maximum(np.asarray(ys, float), 1e-30))
     return float(np.polyfit(lx, ly, 1)[0])
+
+
+def repeat_gain(declared: Mapping[str, OpDecl], axis: str, values: list[int], base: dict[str, int]) -> float:
+    """Along r, the largest slope of sqrt((1 + c) / 2) over the declared repeats (c = fan_out / rank where
+    the rank is below both fans); 0 along width and depth."""
+    if axis != "ratio":
+        return 0.0
+    gains = [0.0]
+    for d in declared.values():
+        if d["role"] in ("vector", "contraction"):
+            continue
+        shapes = [d["shape"](**{**base, AXES[axis]: v}) for v in values]
+        c = [fo / rank if rank < min(fi, fo) else 1.0 for fi, fo, rank in shapes]
+        gains.append(slope(values, [math.sqrt((1 + x) / 2) for x in c]))
+    return max(gains)
 
 
 def _stream(depth: bool, alpha: float) -> tuple[Range, Range]:
@@ -65,15 +92,17 @@ def _layer(decl: OpDecl, axis: str, values: list[int], base: dict[str, int], alp
 
 
 def expected(decl: OpDecl | None, metric: str, step: int, axis: str, values: list[int], base: dict[str, int],
-             alpha: float) -> Range:
+             alpha: float, gain: float = 0.0) -> Range:
     """Range of log-log slopes μP allows for a label's ``metric`` at ``step`` along ``axis`` (before the
-    band is added); ``decl`` is the label's declared op, None for the residual stream."""
+    band is added); ``decl`` is the label's declared op, None for the residual stream; ``gain`` is the
+    model's :func:`repeat_gain` along the axis, allowed on top of every change."""
     if metric == "dwx":                           # the layer's own update: Θ(1), or L^(alpha-1) in a branch
         e = alpha - 1 if (axis == "depth" and decl is not None and decl["branch"]) else 0.0
         if axis == "depth" and decl is not None and not decl["branch"] and decl["role"] not in ("input", "contraction"):
             return min(e, 1.0 - 2.0 * alpha), e   # reads the final stream: its cross-token coherence, L^(1-2 alpha)
         return e, e
     init, change = _stream(axis == "depth", alpha) if decl is None else _layer(decl, axis, values, base, alpha)
+    change = (change[0], change[1] + gain)
     if step == 0:
         return init
     if metric == "delta":

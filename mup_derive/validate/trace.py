@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import math
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -92,39 +94,70 @@ class Hooks:
         return hook
 
 
+def _grouped(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """K with its grouped heads repeated to the query's head count."""
+    if key.shape[-3] != query.shape[-3]:
+        key = key.repeat_interleave(query.shape[-3] // key.shape[-3], dim=-3)
+    return key
+
+
+def _eager_modules(model: nn.Module | None) -> list[Any]:
+    """The Python modules of the model's classes that define Hugging Face's ``eager_attention_forward``, which an
+    attention class looks up at call time when ``attn_implementation`` is ``"eager"``."""
+    names = {type(m).__module__ for m in model.modules()} if model is not None else set()
+    mods = [sys.modules[k] for k in sorted(names) if k in sys.modules]
+    return [m for m in mods if callable(getattr(m, "eager_attention_forward", None))]
+
+
 @contextmanager
-def sdpa_logits(found: list[torch.Tensor]) -> Iterator[None]:
-    """Record q.k^T * scale of every ``torch.nn.functional.scaled_dot_product_attention`` call made
-    inside the block (the attention logits before the mask), whatever model makes it."""
+def attention_logits(found: list[torch.Tensor], model: nn.Module | None = None) -> Iterator[None]:
+    """Record q.k^T * scale (the attention logits before the mask) of every call made inside the block to
+    ``torch.nn.functional.scaled_dot_product_attention``, whatever model makes it, and to the
+    ``eager_attention_forward`` of the modules ``model``'s classes come from (Hugging Face's eager attention)."""
     original = F.scaled_dot_product_attention
 
     def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
         query = args[0] if args else kwargs["query"]
-        key = args[1] if len(args) > 1 else kwargs["key"]
-        if key.shape[-3] != query.shape[-3]:                       # grouped K/V heads
-            key = key.repeat_interleave(query.shape[-3] // key.shape[-3], dim=-3)
+        key = _grouped(query, args[1] if len(args) > 1 else kwargs["key"])
         scale = kwargs.get("scale")
         scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
         found.append((query @ key.transpose(-2, -1) * scale).detach())
         return original(*args, **kwargs)
 
+    def eager(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn)
+
+        def recording_eager(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs).arguments
+            query = bound["query"]
+            found.append((query @ _grouped(query, bound["key"]).transpose(-2, -1) * bound["scaling"]).detach())
+            return fn(*args, **kwargs)
+        return recording_eager
+
+    patched = [(m, m.eager_attention_forward) for m in _eager_modules(model)
+               if {"query", "key", "scaling"} <= set(inspect.signature(m.eager_attention_forward).parameters)]
     F.scaled_dot_product_attention = recording
+    for mod, fn in patched:
+        mod.eager_attention_forward = eager(fn)
     try:
         yield
     finally:
         F.scaled_dot_product_attention = original
+        for mod, fn in patched:
+            mod.eager_attention_forward = fn
 
 
 def logits_label(target: Target) -> str | None:
-    """The declared correlated contraction (attention logits) that intercepted SDPA calls measure."""
+    """The declared correlated contraction (attention logits) that intercepted attention calls measure."""
     ops = [op for op, d in target.rules.DECLARED.items() if d["role"] == "contraction" and d["correlated"]]
     return ops[0] if len(ops) == 1 else None
 
 
 class Recorder:
-    """Runs the probe batch through the model and appends every label's metrics to the series.  A
-    target without probes of its own gets its attention logits from intercepted SDPA calls.  An op the
-    model multiplies by a declared gate is measured at its effective output, gate times its own."""
+    """Runs the probe batch through the model and appends every label's metrics to the series.  A target
+    without probes of its own gets its attention logits from intercepted attention calls (SDPA, Hugging Face
+    eager).  An op the model multiplies by a declared gate is measured at its effective output, gate times its
+    own."""
 
     def __init__(self, target: Target, model: nn.Module, batch: Any, shape: dict[str, int] | None = None):
         self.target, self.model, self.batch = target, model, batch
@@ -140,7 +173,7 @@ class Recorder:
     def record(self) -> None:
         self.hooks.out.clear()
         found: list[torch.Tensor] = []
-        with sdpa_logits(found) if self.intercept else nullcontext():
+        with attention_logits(found, self.model) if self.intercept else nullcontext():
             self.target.loss(self.model, self.batch)
         outs = dict(self.hooks.out)
         if not self.init_out:

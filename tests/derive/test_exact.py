@@ -8,7 +8,7 @@ import sympy as sp
 from mup_derive.declare import architecture
 from mup_derive.derive import solve
 from mup_derive.generate.codegen import generate_module
-from tests.helpers import cli, fails_cleanly, generated
+from tests.helpers import ROOT, cli, fails_cleanly, generated
 
 ROUTER = """name = "moe"
 [scaled]
@@ -98,3 +98,15 @@ def test_exact_rules_in_code_at_the_base_shape_of_the_shipped_example():
     assert ns["ratio"]("q", "init_std", shape) == pytest.approx(math.sqrt(128 / 1024))
     assert ns["ratio"]("unembedding", "init_std", shape) == pytest.approx(128 / 1024)   # readout: row norm
     assert ns["ratio"]("embedding", "init_std", shape) == 1.0                          # input: expected norm
+
+
+def test_a_repeat_that_grows_with_width_is_warned_about_and_a_gqa_repeat_is_not(tmp_path):
+    """MQA's K/V (rank d_head, repeat n/d_head) pass the stream change their own backward put there with gain
+    sqrt((1 + n/d_head) / 2): a width growth no rule of the op removes (reports/ratio_axis.md); GQA's n/r repeat
+    is fixed in width."""
+    mqa = tmp_path / "mqa.toml"
+    mqa.write_text('name = "mqa"\n[dims]\nd_head = 16\n[[op]]\nname = "k"\nrole = "hidden"\nfan_in = "n"\n'
+                   'fan_out = "n"\nrank = "d_head"\n')
+    res = cli("derive", mqa)
+    assert res.exit_code == 0 and "warning: op 'k' repeats its rows n/d_head times" in res.output
+    assert "warning" not in cli("derive", ROOT / "examples" / "gqa_transformer.toml").output

@@ -52,7 +52,7 @@ def test_markdown_and_latex(run):
 
 def test_csv_has_a_column_per_scaled_symbol():
     res = cli("derive", ZOO, "--format", "csv")
-    assert res.exit_code == 0 and res.output.splitlines()[0].endswith("exp_n,exp_L,exp_r,exp_E,exact,reason")
+    assert res.exit_code == 0 and res.stdout.splitlines()[0].endswith("exp_n,exp_L,exp_r,exp_E,exact,reason")
 
 
 def test_render_refuses_an_unknown_format():

@@ -178,7 +178,8 @@ def test_mqa_coordinate_check_decides_the_target(tmp_path, target, passes):
     kappa, sqrt(8) + sqrt(n) (the check fails); the default rank-adjusted target keeps it Θ(1).  (lr 1e-3: at the
     default 3e-3 this one-batch regression toy leaves the linear regime by step 3 at every target.)
     K's own update is what the target decides; the whole check is not asserted to pass, since K's
-    activation change grows with the repeat on this toy (the open finding in reports/README.md)."""
+    activation change grows with the repeat n/8 on this toy, a width growth no init of K removes (the MQA limit
+    in reports/ratio_axis.md)."""
     decl, rules = tmp_path / "mqa.toml", tmp_path / f"mqa_{target}.py"
     decl.write_text(MQA_TOML)
     res = cli("generate", decl, "-o", rules, "--update-target", target)
@@ -213,16 +214,46 @@ def test_attention_scale_control_shows_on_a_factory_target():
 def test_intercepted_logits_match_the_probe(gen):
     """SDPA interception gives the same logits as the built-in probe from hooked q and k."""
     from mup_derive.validate.target import gqa_logits
-    from mup_derive.validate.trace import sdpa_logits
+    from mup_derive.validate.trace import attention_logits
     torch.manual_seed(0)
     model = gen.GQATransformer(width=64, depth=2, ratio=4)
     out, found = {}, []
     for name in ("blocks.0.attn.q", "blocks.0.attn.k", "blocks.1.attn.q", "blocks.1.attn.k"):
         model.get_submodule(name).register_forward_hook(lambda _m, _i, o, name=name: out.__setitem__(name, o))
-    with sdpa_logits(found):
+    with attention_logits(found):
         model(torch.randint(0, 256, (2, 16)))
     probed = gqa_logits(model, out)["attn_logits"]
     assert len(found) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(found, probed, strict=True))
+
+
+def test_hugging_face_eager_attention_is_measured_like_sdpa():
+    """A model built with attn_implementation="eager" never calls SDPA: its logits are taken from the modeling
+    module's eager_attention_forward, with no edit to the model, equal to SDPA's; the attention control then
+    fails on it (a blind spot before)."""
+    pytest.importorskip("transformers")
+    from mup_derive.apply.targets import hf_target
+    from mup_derive.infer.families import hf_model
+    from mup_derive.validate.trace import attention_logits
+    tokens = torch.randint(0, 256, (2, 16))
+    logits = {}
+    for impl in ("sdpa", "eager"):
+        torch.manual_seed(0)
+        model, found = hf_model("llama", {"n": 64, "L": 2, "r": 2}, attn_implementation=impl), []
+        with attention_logits(found, model):
+            model(input_ids=tokens)
+        logits[impl] = found
+    assert len(logits["eager"]) == 2 and all(torch.allclose(a, b, atol=1e-5)
+                                             for a, b in zip(logits["sdpa"], logits["eager"], strict=True))
+    target = hf_target("llama")
+    make = target.make
+    eager = replace(target, make=lambda shape, rules: _eager(make(shape, rules)))
+    rep = run_coord_check(eager, ["width"], CheckSettings(max_seeds=3), control="attn-sqrt-d", echo=quiet)
+    assert rep.axes["width"].labels["attn_logits"].verdict == "fail"
+
+
+def _eager(model):
+    model.config._attn_implementation = "eager"
+    return model
 
 
 def test_verdict_is_an_equivalence_test():
@@ -297,3 +328,26 @@ def test_derived_eps_for_query_and_key_passes_at_a_large_base_eps(tmp_path):
         width = check(module, axes=("width",), settings=settings).axes["width"].labels
         for op in ("q", "k"):
             assert width[op].metrics["dwx"].verdict[1] == verdict, (module.name, op, width[op].metrics["dwx"])
+
+
+def test_the_growth_along_r_is_v_passing_its_own_backward_and_is_allowed():
+    """The o-along-r finding (reports/ratio_axis.md): v's change grows along r because V passes the stream change
+    its own backward pass put there with gain sqrt((1 + r) / 2) over a full-rank map's; cutting V's gradient into
+    the stream removes the growth (measured, 4 seeds, r = 1..8 at n = 256: v 0.077 [0.061, 0.093] -> -0.010,
+    o 0.096 -> -0.040).  The check allows up to the derived factor's slope, 0.362, on every change along r."""
+    base = gqa_target(GENERATED, batch=16, seq=32)
+
+    def cut(shape, rules):
+        model = base.make(shape, rules)
+        for block in model.blocks:
+            block.attn.v.register_forward_pre_hook(lambda _m, args: (args[0].detach(),))
+        return model
+
+    s = CheckSettings(widths=(256,), ratios=(1, 2, 4, 8), depths=(2,), seeds=4, max_seeds=4)
+    full = run_coord_check(base, ["ratio"], s, echo=quiet).axes["ratio"]
+    severed = run_coord_check(replace(base, make=cut), ["ratio"], s, echo=quiet).axes["ratio"]
+    v, v_cut = full.labels["v"].metrics["delta"], severed.labels["v"].metrics["delta"]
+    assert v.ci[-1][0] > 0.03 and abs(v_cut.slope[-1]) < 0.05
+    assert full.labels["o"].metrics["delta"].slope[-1] > severed.labels["o"].metrics["delta"].slope[-1] + 0.05
+    assert v.expected[-1] == pytest.approx([0.0, 0.362], abs=1e-3) and v.slope[-1] < 0.362
+    assert full.verdict == "pass"

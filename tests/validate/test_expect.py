@@ -1,7 +1,13 @@
-"""The slopes μP allows, derived from the declaration and alpha: the readout's own update along depth."""
-import pytest
+"""The slopes μP allows, derived from the declaration and alpha: the readout's own update along depth, the
+repeated maps' aligned gain along r."""
+import math
 
-from mup_derive.validate.expect import expected
+import numpy as np
+import pytest
+import torch
+
+from mup_derive.validate.expect import expected, repeat_gain
+from mup_derive.validate.expect import slope as expect_slope
 
 
 def _decl(role, branch):
@@ -26,3 +32,43 @@ def test_a_branch_ops_own_update_keeps_its_depth_exponent(alpha):
     """No allowance inside the branches, where an LR mis-scaled in depth would hide behind it."""
     assert expected(_decl("hidden", True), "dwx", 4, "depth", [2, 4, 8], BASE, alpha) == (alpha - 1, alpha - 1)
     assert expected(_decl("input", False), "dwx", 4, "depth", [2, 4, 8], BASE, alpha) == (0.0, 0.0)
+
+
+def _repeated_gains(n, c, seed):
+    """Gains of A = R W (W: n/c x n, entries N(0, 1/n), each row repeated c times) on a stream change its own
+    backward put there (W^T R^T g) and on a generic one."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(n // c, n, generator=gen) / math.sqrt(n)
+
+    def a(x):
+        return (w @ x).repeat_interleave(c)
+
+    g, x = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    aligned = w.T @ g.view(n // c, c).sum(1)               # A^T g
+    return float(a(aligned).norm() / aligned.norm()), float(a(x).norm() / x.norm())
+
+
+@pytest.mark.parametrize("c", [1, 2, 4, 8, 16, 32])
+def test_a_repeated_map_passes_its_own_backward_with_gain_sqrt_1_plus_c(c):
+    """The mechanism behind the ratio allowance, on real tensors: A A^T has mean eigenvalue 1 and mean square
+    1 + c, so A passes A^T g with gain sqrt(1 + c) (sqrt 2 for a full-rank square map) and a generic input
+    with gain 1, whatever the init scale."""
+    aligned, generic = np.mean([_repeated_gains(2048, c, s) for s in range(8)], axis=0)
+    assert aligned == pytest.approx(math.sqrt(1 + c), rel=0.03)
+    assert generic == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_ratio_allowance_is_the_declared_repeats_gain():
+    """sqrt((1 + r) / 2) over r = 1..8 for GQA's K/V (rank n/r): slope 0.362; nothing along width or depth,
+    and nothing for a model with no repeat."""
+    kv = {**_decl("hidden", True), "shape": lambda n, L, r: (n, n, n / r)}
+    full = _decl("hidden", True)
+    want = expect_slope([1, 2, 4, 8], [math.sqrt((1 + r) / 2) for r in (1, 2, 4, 8)])
+    assert repeat_gain({"k": kv, "o": full}, "ratio", [1, 2, 4, 8], BASE) == pytest.approx(want)
+    assert want == pytest.approx(0.362, abs=1e-3)
+    assert repeat_gain({"k": kv}, "width", [128, 256], BASE) == 0.0
+    assert repeat_gain({"o": full}, "ratio", [1, 2, 4, 8], BASE) == 0.0
+    # on the changes only: activations at init and own updates keep their exponents
+    assert expected(full, "delta", 4, "ratio", [1, 2, 4, 8], BASE, 1.0, want) == (0.0, want)
+    assert expected(full, "rms", 0, "ratio", [1, 2, 4, 8], BASE, 1.0, want) == (0.0, 0.0)
+    assert expected(full, "dwx", 4, "ratio", [1, 2, 4, 8], BASE, 1.0, want) == (0.0, 0.0)
