@@ -1,6 +1,7 @@
 """The coordinate check on stock Hugging Face families parametrized by mup_derive.parametrize (CPU, default check:
 widths 128-512, r 1-8, L 2-8, 4 steps, 3-12 seeds): μP, SP and the two controls that undo the absorbed
-multipliers.  Run: python reports/hf_families.py llama qwen2 mistral phi3 granite > reports/hf_families.txt"""
+multipliers.  Run: python reports/hf_families.py llama qwen2 mistral phi3 granite > reports/hf_families.txt;
+with ``--ratio`` first, μP and SP along r only (reports/hf_families_ratio.txt)."""
 import sys
 
 from mup_derive.validate import CheckSettings, resolve, run_coord_check
@@ -19,11 +20,14 @@ def quiet(*_: object) -> None:
 
 
 if __name__ == "__main__":
-    for family in sys.argv[1:]:
+    ratio_only = sys.argv[1:2] == ["--ratio"]
+    axes = ["ratio"] if ratio_only else ["width", "ratio", "depth"]
+    for family in sys.argv[2 if ratio_only else 1:]:
         for p in ("mup", "sp"):
-            report = run_coord_check(resolve(f"hf:{family}", p), ["width", "ratio", "depth"], CheckSettings(),
-                                     echo=quiet)
+            report = run_coord_check(resolve(f"hf:{family}", p), axes, CheckSettings(), echo=quiet)
             print(family, p, line(report), flush=True)
+        if ratio_only:
+            continue
         for control, axes in (("attn-sqrt-d", ["width"]), ("no-residual-mult", ["depth"])):
             report = run_coord_check(resolve(f"hf:{family}", "mup"), axes, CheckSettings(), control=control,
                                      echo=quiet)
