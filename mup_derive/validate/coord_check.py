@@ -63,10 +63,10 @@ def combine(verdicts: Iterable[str]) -> str:
 
 
 def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis: str, base: dict[str, int],
-        s: CheckSettings, alpha: float) -> MetricFit:
+        s: CheckSettings, alpha: float, gain: float) -> MetricFit:
     """Per-seed slopes of one metric along the axis at every step, their CI, and the verdict per step.
     A step where some value is exactly zero (a zero-initialised query's logits at init) has no scale
-    to fit and is not judged, nor is a change at init."""
+    to fit and is not judged, nor is a change at init.  ``gain`` is the target's :func:`repeat_gain` on the axis."""
     values, steps, seeds = s.values(axis), s.steps, len(runs[0])
     y = np.array([[r[label][metric] for r in per] for per in runs])              # value, seed, step
     judged = [t >= (1 if metric != "rms" else 0) and bool(np.all(y[:, :, t] > 0)) for t in range(steps + 1)]
@@ -76,7 +76,6 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
     half = t95(seeds - 1) * sd / math.sqrt(seeds)
     ci = np.stack([mean - half, mean + half], 1)
     decl = target.rules.DECLARED.get(label)
-    gain = repeat_gain(target.rules.DECLARED, axis, values, base)
     exp = [expected(decl, metric, t, axis, values, base, alpha, gain) for t in range(steps + 1)]
     verdict = [judge((ci[t, 0], ci[t, 1]), exp[t], s.band) if judged[t] else UNJUDGED for t in range(steps + 1)]
     detectable = max((s.band + 2 * half[t] for t in range(steps + 1) if judged[t]), default=0.0)
@@ -87,8 +86,9 @@ def fit(target: Target, label: str, metric: str, runs: list[list[Series]], axis:
 
 def _fit_all(target: Target, axis: str, s: CheckSettings, alpha: float, runs: list[list[Series]],
              res: AxisResult) -> None:
+    gain = repeat_gain(target.rules.DECLARED, axis, s.values(axis), res.base)
     for label, metrics in runs[0][0].items():
-        fits = {m: fit(target, label, m, runs, axis, res.base, s, alpha) for m in metrics}
+        fits = {m: fit(target, label, m, runs, axis, res.base, s, alpha, gain) for m in metrics}
         res.labels[label] = LabelResult(fits, verdict=combine(v for f in fits.values() for v in f.verdict))
     res.verdict = combine(lab.verdict for lab in res.labels.values())
     res.detectable = max((f.detectable for lab in res.labels.values() for f in lab.metrics.values()), default=0.0)

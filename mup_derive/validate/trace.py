@@ -10,7 +10,7 @@ import fnmatch
 import inspect
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -101,19 +101,21 @@ def _grouped(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return key
 
 
-def _eager_modules(model: nn.Module | None) -> list[Any]:
-    """The Python modules of the model's classes that define Hugging Face's ``eager_attention_forward``, which an
-    attention class looks up at call time when ``attn_implementation`` is ``"eager"``."""
-    names = {type(m).__module__ for m in model.modules()} if model is not None else set()
-    mods = [sys.modules[k] for k in sorted(names) if k in sys.modules]
-    return [m for m in mods if callable(getattr(m, "eager_attention_forward", None))]
+def eager_modules(model: nn.Module) -> list[Any]:
+    """The Python modules of the model's classes whose Hugging Face ``eager_attention_forward`` (looked up at call
+    time when ``attn_implementation`` is ``"eager"``) takes query, key and scaling."""
+    mods = [sys.modules[k] for k in sorted({type(m).__module__ for m in model.modules()}) if k in sys.modules]
+    fns = [getattr(m, "eager_attention_forward", None) for m in mods]
+    return [m for m, fn in zip(mods, fns, strict=True)
+            if callable(fn) and {"query", "key", "scaling"} <= set(inspect.signature(fn).parameters)]
 
 
 @contextmanager
-def attention_logits(found: list[torch.Tensor], model: nn.Module | None = None) -> Iterator[None]:
+def attention_logits(found: list[torch.Tensor], eager: Sequence[Any] = ()) -> Iterator[None]:
     """Record q.k^T * scale (the attention logits before the mask) of every call made inside the block to
     ``torch.nn.functional.scaled_dot_product_attention``, whatever model makes it, and to the
-    ``eager_attention_forward`` of the modules ``model``'s classes come from (Hugging Face's eager attention)."""
+    ``eager_attention_forward`` of the modules ``eager`` (from :func:`eager_modules`: Hugging Face's eager
+    attention)."""
     original = F.scaled_dot_product_attention
 
     def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -124,21 +126,20 @@ def attention_logits(found: list[torch.Tensor], model: nn.Module | None = None) 
         found.append((query @ key.transpose(-2, -1) * scale).detach())
         return original(*args, **kwargs)
 
-    def eager(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def recording_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn)
 
-        def recording_eager(*args: Any, **kwargs: Any) -> Any:
+        def record(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs).arguments
             query = bound["query"]
             found.append((query @ _grouped(query, bound["key"]).transpose(-2, -1) * bound["scaling"]).detach())
             return fn(*args, **kwargs)
-        return recording_eager
+        return record
 
-    patched = [(m, m.eager_attention_forward) for m in _eager_modules(model)
-               if {"query", "key", "scaling"} <= set(inspect.signature(m.eager_attention_forward).parameters)]
+    patched = [(m, m.eager_attention_forward) for m in eager]
     F.scaled_dot_product_attention = recording
     for mod, fn in patched:
-        mod.eager_attention_forward = eager(fn)
+        mod.eager_attention_forward = recording_eager(fn)
     try:
         yield
     finally:
@@ -164,6 +165,7 @@ class Recorder:
         self.gate = {op: d["gate"](**shape) for op, d in target.rules.DECLARED.items()   # type: ignore[typeddict-item]
                      if shape is not None and "gate" in d and not d.get("gate_inside")}
         self.intercept = logits_label(target) if target.probes is None else None
+        self.eager = eager_modules(model) if self.intercept else []
         self.hooks = Hooks(target, model)
         self.series: Series = {}
         self.init_out: dict[str, torch.Tensor] = {}
@@ -173,7 +175,7 @@ class Recorder:
     def record(self) -> None:
         self.hooks.out.clear()
         found: list[torch.Tensor] = []
-        with attention_logits(found, self.model) if self.intercept else nullcontext():
+        with attention_logits(found, self.eager) if self.intercept else nullcontext():
             self.target.loss(self.model, self.batch)
         outs = dict(self.hooks.out)
         if not self.init_out:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from tests.helpers import on_gloo_ranks
+from tests.helpers import adamw_steps, assert_same_training, on_gloo_ranks
 
 pytest.importorskip("transformers")
 
@@ -22,19 +22,10 @@ def _model():
     return model
 
 
-def _train(model, steps=2):
+def _train(model):
     from mup_derive.apply import parametrize
     groups = parametrize(model, BASE, lr=1e-2, weight_decay=0.1, init=False)
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.95))
-    x = torch.randint(0, 256, (4, 17), generator=torch.Generator().manual_seed(5))
-    losses = []
-    for _ in range(steps):
-        loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
+    return adamw_steps(groups, lambda x: model(input_ids=x, labels=x).loss)
 
 
 def _sharded():
@@ -50,8 +41,4 @@ def _sharded():
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 def test_fully_shard_a_parametrized_llama(tmp_path):
     sharded = on_gloo_ranks(_sharded, tmp_path)
-    groups, losses = _train(_model())
-    assert sharded["groups"].keys() == groups.keys()
-    for op, values in groups.items():
-        assert sharded["groups"][op] == pytest.approx(values), op
-    assert sharded["losses"] == pytest.approx(losses, rel=1e-4)
+    assert_same_training(sharded, *_train(_model()))

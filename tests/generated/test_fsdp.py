@@ -4,27 +4,13 @@ import torch
 import torch.distributed as dist
 
 from mup_derive.validate.loader import load_module
-from tests.helpers import GENERATED, on_gloo_ranks
+from tests.helpers import GENERATED, adamw_steps, assert_same_training, on_gloo_ranks
 
 SHAPE = dict(width=128, depth=2, ratio=2)
 
 
-def _batch():
-    g = torch.Generator().manual_seed(5)
-    return torch.randint(0, 256, (4, 17), generator=g)
-
-
-def _train(gen, model, steps=2):
-    groups = gen.param_groups(model, lr=1e-2, weight_decay=0.1)
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.95))
-    x, losses = _batch(), []
-    for _ in range(steps):
-        _, loss = model(x[:, :-1], x[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return {g["name"]: [g["lr"], g["weight_decay"], g["eps"]] for g in groups}, losses
+def _train(gen, model):
+    return adamw_steps(gen.param_groups(model, lr=1e-2, weight_decay=0.1), lambda x: model(x[:, :-1], x[:, 1:])[1])
 
 
 def _sharded():
@@ -48,11 +34,7 @@ def test_fully_shard_keeps_groups_init_and_training(tmp_path):
     gen = load_module(GENERATED)
     torch.manual_seed(0)
     ref = gen.GQATransformer(**SHAPE)
-    groups, losses = _train(gen, ref)
-    assert sharded["groups"].keys() == groups.keys()
-    for op, values in groups.items():
-        assert sharded["groups"][op] == pytest.approx(values), op
-    assert sharded["losses"] == pytest.approx(losses, rel=1e-4)
+    assert_same_training(sharded, *_train(gen, ref))
     torch.manual_seed(1)
     gen.init_weights(ref)
     for name, std in sharded["stds"].items():
