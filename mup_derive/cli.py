@@ -1,4 +1,4 @@
-"""Command line: ``mup-derive derive|generate|coord-check|sweep``."""
+"""Command line: ``mup-derive derive|generate|examples|declare|coord-check|sweep|suite|calibrate``."""
 from __future__ import annotations
 
 import math
@@ -21,7 +21,7 @@ from .derive.render import FORMATS
 from .derive.settings import Settings
 from .derive.solver import growing_repeats, regime_of, solve
 from .validate.controls import CONTROLS, exposed_by
-from .validate.settings import AXES, CheckSettings, SweepGrid
+from .validate.settings import AXES, RUNNERS, SUITE_PARTS, CheckSettings, SweepGrid
 
 CHECK = CheckSettings()
 # Upper bounds that keep a run within one machine's time and memory (a typo is refused, not run).
@@ -62,6 +62,28 @@ def _settings_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="Weight decay: eta*lambda held constant in every symbol, or in width "
                      "only (CompleteP's convention).")(f)
     return f
+
+
+def _runner_options(default: str | None = "local") -> Decorator:
+    """--runner and --workers: how a command spreads its independent runs (one way for every command)."""
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--workers", default=None if default is None else 0, type=click.IntRange(0, 256),
+                         show_default=default is not None,
+                         help="Runs at once for processes or ray (0: one per CPU)"
+                              + ("; default: the profile's." if default is None else "."))(f)
+        return click.option("--runner", type=click.Choice(RUNNERS), default=default, show_default=default is not None,
+                            help="Run one at a time in this process (local), in worker processes on this machine "
+                                 "that share the device (processes), or on a Ray cluster (ray, extra 'ray')"
+                                 + ("; default: the profile's." if default is None else "."))(f)
+    return add
+
+
+def _parts(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    parts = tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
+    unknown = [x for x in parts if x not in SUITE_PARTS]
+    if unknown or not parts:
+        raise click.BadParameter(f"expected some of {','.join(SUITE_PARTS)}, got {value!r}")
+    return parts
 
 
 def _settings(alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str,
@@ -167,6 +189,20 @@ def generate(arch: str, output: str, base_width: int, base_depth: int, base_rati
         click.echo(f"{arch}: {warning}", err=True)
     _write(output, code, [arch])
     click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+def examples(folder: str) -> None:
+    """Write the shipped examples into FOLDER as a checkout has them: the declarations and targets in
+    FOLDER/examples, the modules generated from them in FOLDER/generated (never over a file)."""
+    from .kit import write_kit
+    try:
+        written = write_kit(folder)
+    except (FileExistsError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {len(written)} files into {folder}: try  cd {shlex.quote(folder)} && mup-derive derive "
+               "examples/gqa_transformer.toml")
 
 
 @main.command()
@@ -325,10 +361,11 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--plot-steps", is_flag=True, help="Plot the change since init at every step.")
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
+@_runner_options()
 def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[int], axes: str, lr: float,
                 batch: int, seq: int, alpha: float | None, band: float, parametrization: str, control: str | None,
                 steps: int, seeds: int, max_seeds: int, seed_offset: int, base_eps: float, plot_steps: bool,
-                device: str, out_dir: str) -> None:
+                device: str, out_dir: str, runner: str, workers: int) -> None:
     """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
     RMS, its change and its own dW.x along each axis, and test them against muP theory.
 
@@ -348,7 +385,7 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
         try:
             rep = run_coord_check(_target(target, p, batch=batch, seq=seq), chosen, settings, device=device,
                                   control=control, out_dir=out_dir, command=_command(), echo=click.echo,
-                                  per_step_plot=plot_steps)
+                                  per_step_plot=plot_steps, runner=runner, workers=workers)
         except (CheckError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         expected = "pass" if p == "mup" and not control else "fail"
@@ -385,10 +422,7 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @click.option("--name", default=None, help="Report file stem.")
-@click.option("--runner", type=click.Choice(["local", "processes", "ray"]), default="local", show_default=True,
-              help="Run the sweep's trainings one by one, in a process pool, or on a Ray cluster (extra 'ray').")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 256),
-              help="Pool size for processes/ray (0: one per CPU).")
+@_runner_options()
 def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list[float], wd_penalty: float,
           width: int, depth: int, ratio: int, batch: int, seq: int, text: str | None, parametrization: str,
           control: str | None, steps: int, seeds: int, device: str, out_dir: str, name: str | None, runner: str,
@@ -412,9 +446,14 @@ def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list
               help="Train the sweeps on this text file (bytes); the gpu profile wants real text.")
 @click.option("--device", default=None, help="Default: cpu for smoke, cuda for gpu.")
 @click.option("--out", "out_dir", default=None, callback=_out_dir, help="Default: out/suite_PROFILE.")
-def suite(profile: str, text: str | None, device: str | None, out_dir: str | None) -> None:
+@click.option("--only", default=",".join(SUITE_PARTS), show_default=True, callback=_parts,
+              help="Parts to run (separate commands can run the parts of one campaign).")
+@_runner_options(default=None)
+def suite(profile: str, text: str | None, device: str | None, out_dir: str | None, only: tuple[str, ...],
+          runner: str | None, workers: int | None) -> None:
     """The evidence campaign: coordinate checks (muP, SP, every control), LR transfer across width
-    (shift and regret) and the GQA f(r) comparison; smoke on the CPU in miniature, gpu at real widths."""
+    (shift and regret), the GQA f(r) comparison and the speed-up of pooled runs; smoke on the CPU in
+    miniature, gpu at real widths with its runs spread over worker processes that share the GPU."""
     from .validate.preflight import PreflightError, check_device
     from .validate.suite import PROFILES, run_suite
     device = device or PROFILES[profile].device
@@ -424,10 +463,11 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
         raise click.ClickException(f"{exc} (the {profile} profile runs on {PROFILES[profile].device})") from None
     out = out_dir or _writable_dir(f"out/suite_{profile}")
     try:
-        summary = run_suite(profile, out, text=text, device=device, echo=click.echo)
+        summary = run_suite(profile, out, text=text, device=device, echo=click.echo, runner=runner, workers=workers,
+                            parts=only)
     except ValueError as exc:        # a check or sweep that cannot run as asked, a missing example
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {out}/summary.md and summary.json ({summary['seconds']} s)")
+    click.echo(f"wrote {' and '.join(f'{out}/{f}' for f in summary['files'])} ({summary['seconds']} s)")
     unexpected = [r["what"] for r in summary["results"] if r["expected"] in ("pass", "fail")
                   and r["result"] != r["expected"]]
     if unexpected:
@@ -441,7 +481,8 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Add a cell on this text file's bytes.")
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
-def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str) -> None:
+@_runner_options()
+def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str, runner: str, workers: int) -> None:
     """Measure the coordinate check's false-fail rate on correct muP and false-pass rate on every
     negative control, over a grid of settings and disjoint seed sets."""
     from .validate.calibrate import calibrate as run
@@ -451,7 +492,8 @@ def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str) -> N
         write_report(out_dir, f"calibration_{profile}", report, plot_calibration)
 
     try:
-        report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save)
+        report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save, runner=runner,
+                     workers=workers)
     except ValueError as exc:        # a check that cannot run as asked, a missing example
         raise click.ClickException(str(exc)) from None
     path = Path(out_dir) / f"calibration_{profile}.json"

@@ -12,6 +12,7 @@ import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..derive.settings import Settings
 from .controls import CONTROLS, exposed_by
 from .coord_check import run_coord_check
 from .settings import AXES, CheckSettings
-from .target import gqa_target
+from .target import resolve
 from .variants import gqa_variant
 
 Echo = Callable[[str], object]
@@ -102,7 +103,8 @@ def profile_cells(profile: str, text: str | None) -> list[Cell]:
     return cells
 
 
-def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo) -> CellResult:
+def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo, runner: str = "local",
+             workers: int = 0) -> CellResult:
     num, _, den = cell.alpha.partition("/")
     module = gqa_variant(folder, Settings(alpha=sp.Rational(int(num), int(den or 1))))
     res = CellResult(cell.name, {**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text})
@@ -110,16 +112,17 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
     unsure: dict[str, int] = dict.fromkeys(AXES, 0)
     passes: dict[str, int] = dict.fromkeys(controls, 0)
     c_unsure: dict[str, int] = dict.fromkeys(controls, 0)
-    target = gqa_target(module, "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
+    target = resolve(str(module), "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
+    check = partial(run_coord_check, target, runner=runner, workers=workers, echo=lambda *_: None)
     k_passes = dict(passes)
     for k in range(seed_sets):
         s = replace(cell.settings, seed_offset=SEED_SET_STRIDE * k)
-        rep = run_coord_check(target, tuple(AXES), s, echo=lambda *_: None)
+        rep = check(tuple(AXES), s)
         for axis, a in rep.axes.items():
             fails[axis] += a.verdict == "fail"
             unsure[axis] += a.verdict == "inconclusive"
         for c in controls:
-            crep = run_coord_check(target, (CONTROLS[c].axis,), s, control=c, echo=lambda *_: None)
+            crep = check((CONTROLS[c].axis,), s, control=c)
             passes[c] += crep.verdict == "pass"
             c_unsure[c] += crep.verdict == "inconclusive"
         echo(f"  {cell.name}: seed set {k}: muP {rep.verdict} "
@@ -134,15 +137,17 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
 
 
 def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = None, command: str = "",
-              echo: Echo = print, done: Callable[[CalibrationReport], object] | None = None) -> CalibrationReport:
-    """Run the calibration grid of ``profile`` with ``seed_sets`` disjoint seed sets per cell; ``done``
-    gets the report so far after each cell (to write it: a long run keeps what it finished)."""
+              echo: Echo = print, done: Callable[[CalibrationReport], object] | None = None, runner: str = "local",
+              workers: int = 0) -> CalibrationReport:
+    """Run the calibration grid of ``profile`` with ``seed_sets`` disjoint seed sets per cell (runs spread
+    by ``runner`` and ``workers``); ``done`` gets the report so far after each cell (to write it: a long
+    run keeps what it finished)."""
     controls = exposed_by("coord-check")
     report = CalibrationReport(command, profile, seed_sets, [])
     with tempfile.TemporaryDirectory() as tmp:
         for cell in profile_cells(profile, text):
             echo(f"[calibrate] {cell.name}")
-            report.cells.append(run_cell(cell, seed_sets, controls, Path(tmp), echo))
+            report.cells.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers))
             if done is not None:
                 done(report)
     return report

@@ -165,4 +165,4 @@ def with_control(target: Target, name: str | None) -> Target:
         return target
     if target.parametrization != "mup":
         raise ValueError("a control is a broken muP variant: use it with parametrization mup")
-    return replace(target, rules=broken(target.rules, name))
+    return replace(target, rules=broken(target.rules, name), control=name)

@@ -21,10 +21,10 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-from tqdm import tqdm
 
 from .controls import CONTROLS, edited_ops, with_control
 from .expect import expected, repeat_gain, slope
+from .pool import check_runner, run_all
 from .preflight import PreflightError, preflight
 from .records import AxisResult, CheckReport, LabelResult, MetricFit
 from .settings import AXES, CheckSettings
@@ -94,10 +94,11 @@ def _fit_all(target: Target, axis: str, s: CheckSettings, alpha: float, runs: li
     res.detectable = max((f.detectable for lab in res.labels.values() for f in lab.metrics.values()), default=0.0)
 
 
-def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", echo: Echo = print) -> AxisResult:
-    """Trace every (value, seed) along ``axis`` and fit every label's metrics; while the verdict is
-    INCONCLUSIVE, trace ``s.seeds`` more seeds (up to ``s.max_seeds``) and fit again.  Each run's init
-    and data come from its own seed alone, so no result depends on what ran before it."""
+def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", echo: Echo = print,
+             runner: str = "local", workers: int = 0) -> AxisResult:
+    """Trace every (value, seed) along ``axis`` (:func:`.pool.run_all`) and fit every label's metrics; while
+    the verdict is INCONCLUSIVE, trace ``s.seeds`` more seeds (up to ``s.max_seeds``) and fit again.  Each
+    run's init and data come from its own seed alone, so no result depends on what ran before it, or where."""
     values, base, key = s.values(axis), s.base(axis), AXES[axis]
     alpha = s.alpha if s.alpha is not None else s.alpha_or(target)   # resolved once (given: not re-read)
     res = AxisResult(values=values, base=base, diverged=[])
@@ -106,8 +107,9 @@ def run_axis(target: Target, axis: str, s: CheckSettings, device: str = "cpu", e
     while seeds < s.max_seeds and (seeds == 0 or res.verdict == INCONCLUSIVE):
         more = list(range(seeds, min(s.max_seeds, seeds + s.seeds)))
         jobs = [(v, i) for v in values for i in more]
-        for v, i in tqdm(jobs, desc=f"coord-check {axis}", disable=None):
-            out = trace(target, {**base, key: v}, s.steps, s.lr, s.seed_offset + i, device, s.eps)
+        outs = run_all(trace, target, [({**base, key: v}, s.steps, s.lr, s.seed_offset + i, device, s.eps)
+                                       for v, i in jobs], runner, workers, desc=f"coord-check {axis}")
+        for (v, _), out in zip(jobs, outs, strict=True):
             if isinstance(out, str):
                 res.diverged.append(out)
             else:
@@ -166,12 +168,15 @@ def shown_by_target(target: Target, control: str, report: CheckReport) -> None:
 
 def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings: CheckSettings | None = None, *,
                     device: str = "cpu", control: str | None = None, out_dir: str | None = None, command: str = "",
-                    echo: Echo = print, per_step_plot: bool = False) -> CheckReport:
+                    echo: Echo = print, per_step_plot: bool = False, runner: str = "local",
+                    workers: int = 0) -> CheckReport:
     """Coordinate check of ``target`` along each of ``axes`` with the values in ``settings``;
-    ``control`` breaks one rule first (:mod:`mup_derive.validate.controls`).  Writes JSON + PNG to ``out_dir``."""
+    ``control`` breaks one rule first (:mod:`mup_derive.validate.controls`); ``runner`` and ``workers``
+    spread the runs (:mod:`.pool`).  Writes JSON + PNG to ``out_dir``."""
     s = settings or CheckSettings()
     chosen = check_arguments(axes, s)
     try:
+        check_runner(target, runner)
         alpha = s.alpha_or(target)                      # the module's own alpha, read before a control edits it
         s = replace(s, alpha=alpha)
         target = with_control(target, control)
@@ -190,7 +195,7 @@ def run_coord_check(target: Target, axes: Iterable[str] = tuple(AXES), settings:
                          seeds=s.seeds, alpha=alpha, band=s.band, max_seeds=s.max_seeds,
                          seed_offset=s.seed_offset, eps=s.eps)
     for axis in chosen:
-        report.axes[axis] = run_axis(target, axis, s, device, echo)
+        report.axes[axis] = run_axis(target, axis, s, device, echo, runner, workers)
         _echo_axis(echo, name, axis, report.axes[axis], s.band)
     if control:
         shown_by_target(target, control, report)

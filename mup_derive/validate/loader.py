@@ -11,10 +11,13 @@ _fresh = itertools.count()
 
 
 def load_module(path: str | Path, fresh: bool = False) -> ModuleType:
-    """Import ``path`` as a module, registered in ``sys.modules`` under its resolved path; ``fresh``
-    gives a new, independent copy (to patch without touching the shared one)."""
-    path = Path(path).resolve()
-    name = f"mup_generated_{path.stem}_{abs(hash(str(path)))}" + (f"_{next(_fresh)}" if fresh else "")
+    """Import ``path`` as a module, registered in ``sys.modules`` under its resolved path (one module
+    per file, whatever the path to it); ``__file__`` keeps the path as given, made absolute, so that a
+    file reached through a linked folder finds its neighbours there.  ``fresh`` gives a new,
+    independent copy (to patch without touching the shared one)."""
+    path = Path(path).absolute()
+    real = path.resolve()
+    name = f"mup_generated_{real.stem}_{abs(hash(str(real)))}" + (f"_{next(_fresh)}" if fresh else "")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

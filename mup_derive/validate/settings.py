@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass, field
 
 AXES = {"width": "n", "ratio": "r", "depth": "L"}   # axis -> shape key
+RUNNERS = ("local", "processes", "ray")              # how independent runs are spread (:mod:`.pool`)
+SUITE_PARTS = ("checks", "controls", "transfer", "fr", "speedup")   # the evidence campaign's parts (:mod:`.suite`)
 Shape = dict[str, int]
 
 

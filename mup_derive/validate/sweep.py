@@ -8,26 +8,21 @@ each value's WD scale and its shift) into a :class:`~.records.SweepReport`.
 from __future__ import annotations
 
 import math
-import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from functools import cache
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .controls import CONTROLS, with_control
 from .data import batches
+from .pool import check_runner, run_all
 from .preflight import PreflightError, preflight
 from .records import Spread, SweepReport, SweepRun, WDScales
 from .settings import AXES, SweepGrid
-from .target import Target, resolve
+from .target import Target
 from .train import Diverged, build, evaluate, optimizer, train
 
-RUNNERS = ("local", "processes", "ray")
 HELD_OUT_SEED = 10_000
 Echo = Callable[[str], object]
 Job = tuple[int, float, float, int]                      # value, wd, lr, seed
@@ -125,46 +120,14 @@ def run_one(target: Target, shape: dict[str, int], lr: float, wd: float, seed: i
     return [loss if math.isfinite(loss) else math.inf for loss in losses], None
 
 
-@cache
-def _rebuilt(recipe: tuple[str, str, tuple[tuple[str, Any], ...]], control: str | None) -> Target:
-    path, parametrization, options = recipe
-    return with_control(resolve(path, parametrization, **dict(options)), control)
-
-
-def _job(args: tuple[Any, ...]) -> tuple[list[float], str | None]:
-    """One sweep run in a worker process: the target is rebuilt there from its recipe."""
-    recipe, control, *rest = args
-    return run_one(_rebuilt(recipe, control), *rest)
-
-
-@contextmanager
-def _pool(runner: str, workers: int) -> Iterator[Any]:
-    """A process pool for ``runner``: ``processes`` (this machine) or ``ray`` (an existing Ray cluster)."""
-    if runner == "processes":
-        with multiprocessing.get_context("spawn").Pool(workers or None) as pool:
-            yield pool
-        return
-    try:
-        from ray.util.multiprocessing import Pool
-    except ImportError:
-        raise SweepError("runner 'ray' needs Ray: pip install 'mup-derive[ray]'") from None
-    with Pool(workers or None) as pool:
-        yield pool
-
-
-def train_grid(target: Target, grid: SweepGrid, control: str | None = None, device: str = "cpu",
-               runner: str = "local", workers: int = 0, echo: Echo = print) -> Losses:
-    """Every (value, wd, lr, seed) trained; divergences reported through ``echo``."""
+def train_grid(target: Target, grid: SweepGrid, device: str = "cpu", runner: str = "local", workers: int = 0,
+               echo: Echo = print) -> Losses:
+    """Every (value, wd, lr, seed) trained (:func:`.pool.run_all`); divergences reported through ``echo``."""
     key = AXES[grid.axis]
     jobs: list[Job] = [(v, wd, lr, s) for v in grid.values for wd in grid.wds for lr in grid.lrs
                        for s in range(grid.seeds)]
     args = [({**grid.shape, key: v}, lr, wd, s, grid.steps, grid.checkpoints, device) for v, wd, lr, s in jobs]
-    progress: dict[str, Any] = dict(total=len(jobs), desc=f"sweep {grid.axis}", disable=None)
-    if runner == "local":
-        results = [run_one(target, *a) for a in tqdm(args, **progress)]
-    else:
-        with _pool(runner, workers) as pool:
-            results = list(tqdm(pool.imap(_job, [(target.recipe, control, *a) for a in args]), **progress))
+    results = run_all(run_one, target, args, runner, workers, desc=f"sweep {grid.axis}")
     for _, note in results:
         if note:
             echo(note)
@@ -249,22 +212,14 @@ def _echo_report(echo: Echo, rep: SweepReport, grid: SweepGrid) -> None:
              f"{_octaves(w.wd_shift_log2_seeds.mean, w.wd_shift_log2_seeds.sd)}")
 
 
-def check_grid(target: Target, grid: SweepGrid, runner: str) -> None:
-    if runner not in RUNNERS:
-        raise SweepError(f"runner must be one of {RUNNERS}")
-    if runner != "local" and target.recipe is None:
-        raise SweepError("a parallel sweep rebuilds the target in each worker: make it with "
-                         "mup_derive.validate.target.resolve")
-
-
 def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, device: str = "cpu",
               runner: str = "local", workers: int = 0, out_dir: str | None = None, name: str | None = None,
               command: str = "", echo: Echo = print, inputs: Sequence[str | Path] = ()) -> SweepReport:
     """Sweep ``grid`` on ``target`` (``control`` breaks one μP rule first); ``runner`` is ``local``
     (sequential), ``processes`` or ``ray`` (``workers`` at a time, identical results).  Writes JSON, CSV
     and PNG to ``out_dir`` (never over the target's rules or ``inputs``, e.g. a text file it trains on)."""
-    check_grid(target, grid, runner)
     try:
+        check_runner(target, runner)
         target = with_control(target, control)
     except ValueError as exc:
         raise SweepError(str(exc)) from None
@@ -275,7 +230,7 @@ def run_sweep(target: Target, grid: SweepGrid, *, control: str | None = None, de
                   stem, protected)
     except PreflightError as exc:
         raise SweepError(str(exc)) from None
-    runs = optima(grid, train_grid(target, grid, control, device, runner, workers, echo))
+    runs = optima(grid, train_grid(target, grid, device, runner, workers, echo))
     report = summarize(target, grid, runs, control, command)
     _echo_report(echo, report, grid)
     if out_dir:

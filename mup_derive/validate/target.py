@@ -44,6 +44,7 @@ class Target:
     watch: Mapping[str, str] = field(default_factory=dict)    # label -> glob of extra modules to hook
     source: str = ""
     recipe: tuple[str, str, tuple[tuple[str, Any], ...]] | None = None   # resolve()'s arguments, for workers
+    control: str | None = None                                # the negative control applied to ``rules``
 
 
 def to_device(batch: Batch, device: str) -> Batch:

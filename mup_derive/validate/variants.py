@@ -1,5 +1,5 @@
 """The shipped GQA example declaration generated under other settings or head counts, for the
-calibration and the evidence suite (both need a checkout: the example is not installed with the package)."""
+calibration and the evidence suite."""
 from __future__ import annotations
 
 import tomllib
@@ -9,16 +9,14 @@ from ..atomic import write_text
 from ..declare.build import architecture
 from ..derive.settings import Settings
 from ..generate.codegen import generate_module
+from ..kit import EXAMPLES
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gqa_transformer.toml"
+EXAMPLE = EXAMPLES / "gqa_transformer.toml"
 
 
 def gqa_variant(folder: Path, settings: Settings, heads: int | None = None) -> Path:
     """``examples/gqa_transformer.toml`` (with ``heads`` heads if given) generated under ``settings``
     into ``folder``; returns the module's path."""
-    if not EXAMPLE.is_file():
-        raise ValueError(f"this runs on the example declaration {EXAMPLE}, which is in a checkout of mup-derive, "
-                         "not in the installed package")
     data = tomllib.loads(EXAMPLE.read_text())
     dims = {**data.get("dims", {}), **({"heads": heads} if heads else {})}
     arch = architecture(data["name"], data["op"], dims, data.get("model"), data.get("scaled"))

@@ -274,6 +274,24 @@ def test_a_result_does_not_depend_on_what_ran_before():
         after.axes["depth"].labels["unembedding"].metrics[metric].seed_values
 
 
+def test_runs_spread_over_worker_processes_give_the_same_numbers():
+    """Each worker rebuilds the target (and the control) from its recipe: the pooled check is the local one."""
+    target = resolve(str(GENERATED), "mup", batch=2, seq=16)
+    settings = CheckSettings(widths=(64, 128), ratios=(1, 2), steps=2, seeds=2, max_seeds=2)
+    for control, axis in ((None, "width"), ("kv-lr-r", "ratio")):
+        local, pooled = (run_coord_check(target, (axis,), settings, control=control, echo=quiet, runner=runner,
+                                         workers=2) for runner in ("local", "processes"))
+        for label, lab in local.axes[axis].labels.items():
+            for metric, f in lab.metrics.items():
+                assert pooled.axes[axis].labels[label].metrics[metric].seed_values == f.seed_values, (label, metric)
+        assert pooled.verdict == local.verdict
+
+
+def test_a_pooled_check_needs_a_target_that_workers_can_rebuild():
+    with pytest.raises(CheckError, match="rebuilds the target in each worker"):
+        run_coord_check(gqa_target(GENERATED), ("width",), runner="processes", echo=quiet)
+
+
 def test_seed_offset_picks_another_seed_set():
     a = check(GENERATED, axes=("width",), settings=CheckSettings(steps=1, seeds=2, max_seeds=2))
     b = check(GENERATED, axes=("width",), settings=CheckSettings(steps=1, seeds=2, max_seeds=2, seed_offset=100))

@@ -16,6 +16,30 @@ def test_smoke_suite_gives_every_expected_verdict(tmp_path):
     assert all(v == "fail" for k, v in verdicts.items() if k.startswith("control"))
     assert (tmp_path / "suite_transfer_width_mup.csv").exists()
     assert "regret" in verdicts["LR transfer across width, mup"]
+    (speed,) = [v for k, v in verdicts.items() if k.startswith("speed-up")]
+    assert "same results True" in speed                    # pooled runs give the local numbers
+    assert set(summary["usage"]) == {"checks", "controls", "transfer", "fr", "speedup"}
+    assert summary["usage"]["checks"]["samples"] == 0 and summary["usage"]["checks"]["seconds"] > 0   # no GPU
+
+
+def test_suite_parts_run_as_separate_commands(tmp_path):
+    res = cli("suite", "smoke", "--only", "speedup", "--out", tmp_path, "--workers", "2")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary_speedup.json").read_text())
+    assert [r["what"][:8] for r in summary["results"]] == ["speed-up"] and not (tmp_path / "summary.json").exists()
+    bad = cli("suite", "smoke", "--only", "checks,sweeps", "--out", tmp_path)
+    assert bad.exit_code == 2 and "--only" in bad.output and "Traceback" not in bad.output
+
+
+def test_usage_is_sampled_while_the_block_runs():
+    from mup_derive.validate.usage import nvml_reader, sampled
+    readings = iter([(10.0, 2 ** 30), (30.0, 3 * 2 ** 30)] + [(20.0, 2 ** 30)] * 1000)
+    with sampled(lambda: next(readings), period=0.01) as usage:
+        import time
+        time.sleep(0.1)
+    s = usage.summary()
+    assert s["samples"] >= 2 and s["utilisation_peak_pct"] == 30.0 and s["memory_peak_gib"] == 3.0
+    assert nvml_reader("cpu") is None
 
 
 def test_gpu_suite_needs_cuda(tmp_path):

@@ -10,7 +10,7 @@ from mup_derive.validate.data import MarkovTask, TextTask
 from mup_derive.validate.rules import load_rules
 from mup_derive.validate.target import Target
 
-RULES = Path(__file__).resolve().parent.parent / "generated" / "hf_granite.py"
+RULES = Path(__file__).absolute().parent.parent / "generated" / "hf_granite.py"
 
 
 def target(parametrization: str = "mup", batch: int = 2, seq: int = 16, text: str | None = None) -> Target:

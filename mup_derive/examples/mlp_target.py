@@ -11,7 +11,7 @@ from torch import nn
 from mup_derive.validate.rules import load_rules
 from mup_derive.validate.target import Target
 
-RULES = Path(__file__).resolve().parent.parent / "generated" / "mlp.py"
+RULES = Path(__file__).absolute().parent.parent / "generated" / "mlp.py"
 
 
 def target(parametrization: str = "mup") -> Target:
