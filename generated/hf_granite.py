@@ -475,7 +475,8 @@ def assert_shapes(model: nn.Module, shape: dict | None = None) -> None:
 def init_weights(model: nn.Module, std: float = 0.02, shape: dict | None = None,
                  parametrization: str | None = None, generator: torch.Generator | None = None) -> None:
     """Initialise every governed parameter: N(0, (std * ratio)^2), ones or zeros as declared, or its own init
-    scaled by the ratio (``init = "keep"``); fused tensors are split into their row blocks first."""
+    scaled by the ratio (``init = "keep"``; for a gain applied as offset + w, the gain offset + w is scaled);
+    fused tensors are split into their row blocks first."""
     std = _number("std", std)
     shape, p = _shape_of(model, shape, parametrization)
     split_fused(model, shape)
@@ -487,7 +488,8 @@ def init_weights(model: nn.Module, std: float = 0.02, shape: dict | None = None,
         elif DECLARED[op]["init"] == "zeros":
             param.zero_()
         elif DECLARED[op]["init"] == "keep":
-            param.mul_(ratio(op, "init_std", shape, p))
+            offset = DECLARED[op].get("offset", 0.0)
+            param.add_(offset).mul_(ratio(op, "init_std", shape, p)).sub_(offset)
         else:
             param.normal_(0.0, std * ratio(op, "init_std", shape, p), generator=generator)
 

@@ -1,6 +1,6 @@
 """The coordinate check on stock Hugging Face families parametrized by mup_derive.parametrize (CPU, default check:
 widths 128-512, r 1-8, L 2-8, 4 steps, 3-12 seeds): μP, SP and the two controls that undo the absorbed
-multipliers.  Run: python reports/hf_families.py llama qwen2 mistral phi3 granite > reports/hf_families.txt;
+multipliers.  Run: python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > reports/hf_families.txt;
 with ``--ratio`` first, μP and SP along r only (reports/hf_families_ratio.txt)."""
 import sys
 
@@ -28,7 +28,7 @@ if __name__ == "__main__":
             print(family, p, line(report), flush=True)
         if ratio_only:
             continue
-        for control, axes in (("attn-sqrt-d", ["width"]), ("no-residual-mult", ["depth"])):
-            report = run_coord_check(resolve(f"hf:{family}", "mup"), axes, CheckSettings(), control=control,
+        for control, broken_axes in (("attn-sqrt-d", ["width"]), ("no-residual-mult", ["depth"])):
+            report = run_coord_check(resolve(f"hf:{family}", "mup"), broken_axes, CheckSettings(), control=control,
                                      echo=quiet)
             print(family, control, line(report), flush=True)

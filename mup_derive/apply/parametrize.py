@@ -34,20 +34,23 @@ ABSORB: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "mistral": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
     "phi3": ("q_proj", "sqrt(n / heads)", ("o_proj", "down_proj")),
     "granite": ("q_proj", "n / heads", ("o_proj", "down_proj")),                # config's constant scale
+    # Post-norm blocks normalise each branch output, so the residual multiplier goes on the post-norm gains
+    # (Gemma2's applied as 1 + w: their declared offset); OLMo2 also normalises q (QK-norm): its gate on q_norm.
+    "gemma2": ("q_proj", "n / heads", ("post_attention_layernorm", "post_feedforward_layernorm")),  # constant scale
+    "olmo2": ("q_norm", "sqrt(n / heads)", ("post_attention_layernorm", "post_feedforward_layernorm")),
 }
-# Families whose branch outputs are normalised (post-norm blocks): a residual multiplier put into the post-norm
-# gains failed the depth check (Gemma2's gains are offsets 1 + w that a kept init cannot scale; OLMo2 has no
-# pre-norm), so parametrize refuses them rather than give wrong depth rules.
-POST_NORM = ("gemma2", "olmo2")
+# Post-norm families with no pre-norm: every branch reads the raw stream, whose size at init the depth check
+# finds changing with L at L = 2-8 under HF's input init (reports/olmo2_depth.md), so parametrize refuses them.
+POST_NORM = ("olmo2",)
 
 
 def family_of(config: Any) -> str:
     """The supported family of a Hugging Face model, from its config's model_type."""
     kind = getattr(config, "model_type", None)
     if kind in POST_NORM:
-        raise ValueError(f"model: {kind} normalises its branch outputs (post-norm blocks); the residual multiplier's "
-                         "absorption is not derived for them, so parametrize refuses rather than give wrong depth "
-                         f"rules (`mup-derive declare hf:{kind}` and `generate` give its width rules)")
+        raise ValueError(f"model: {kind} has post-norm blocks and no pre-norm, and its depth rules did not pass the "
+                         "coordinate check at L = 2-8 (reports/olmo2_depth.md), so parametrize refuses it "
+                         f"(`mup-derive declare hf:{kind}` and `generate` give its rules)")
     if kind not in FAMILIES:
         raise ValueError(f"model: {type(config).__name__} (model_type {kind!r}) is not a supported family "
                          f"{sorted(FAMILIES)}; declare it (mup-derive declare) and use the generated module")

@@ -70,7 +70,7 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
     fan_in, fan_out = shp["fan_in"].expr, shp["fan_out"].expr
     rank, repeat = _rank_and_repeat(fan_in, fan_out, shp["rank"].expr if low else None)
     return [Op(name=name, fan_in=fan_in, fan_out=fan_out, rank=rank, repeat=repeat, tied=checks.tied(name, fields),
-               init=init["A"], params=params["A"], **common)]
+               init=init["A"], params=params["A"], offset=checks.offset(name, fields, role, init["A"]), **common)]
 
 
 @lru_cache(maxsize=4096)

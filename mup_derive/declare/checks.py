@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -15,7 +16,7 @@ from .ops import LOWRANK, ROLES
 
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
              "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused",
-             "gate_inside", "absorbs"}
+             "gate_inside", "absorbs", "offset"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
@@ -315,3 +316,14 @@ def fixed_dims(dims: dict[str, Any], scaled: dict[str, str]) -> None:
                                                      "and the scaled symbols")
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DIM:
             raise DeclarationError("<dims>", k, f"a fixed dim must be a positive integer at most 2**40, got {v!r}")
+
+
+def offset(name: str, fields: dict[str, Any], role: str, init: str) -> float:
+    """The offset a kept gain is applied with (the model computes offset + w): a finite number, on a kept vector."""
+    v = fields.get("offset", 0.0)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise DeclarationError(name, "offset", f"must be a finite number, got {v!r}")
+    if v and (role != "vector" or init != "keep"):
+        raise DeclarationError(name, "offset", "belongs to a gain the model applies as offset + w: role = "
+                                               "'vector' with init = 'keep'")
+    return float(v)

@@ -39,7 +39,9 @@ class Op:
     so a hook on it sees the gated output; ``absorbs`` names the table's multiplier (a contraction or
     ``residual``) that a gate stands for where a model has no place for it; ``fused`` ops sharing a
     parameter are its row blocks, in declaration order.
-    ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio.
+    ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio; a kept gain that
+    the model applies as ``offset + w`` (Gemma's RMSNorm, 1 + w) declares its ``offset``, and the ratio then
+    scales the gain the model applies, offset + w, not the stored w.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Op:
     fused: bool = False
     gate_inside: bool = False             # the op's own module applies its gate (its output already carries it)
     absorbs: str | None = None            # the table's multiplier this gate stands for (a contraction, 'residual')
+    offset: float = 0.0                   # a kept gain the model applies as offset + w (Gemma's 1 + w)
     grad_scale: sp.Expr = sp.Integer(1)   # set by the solver: an operand of q.k/d gets its init-time gradient factor
 
     @property

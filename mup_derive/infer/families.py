@@ -2,8 +2,8 @@
 
 Each family's config gets hidden_size n, num_hidden_layers L, num_attention_heads ``heads`` with
 num_key_value_heads heads / r, head_dim n / heads, intermediate_size ``mlp_ratio`` n and a small vocabulary;
-what the forward pass does beyond the shapes (Gemma2 scales its embedding by sqrt(n), Phi3 fuses q, k, v
-and gate, up) is stated in the family's spec, not guessed.
+what the forward pass does beyond the shapes (Gemma2 scales its embedding by sqrt(n) and applies its norm
+gains as 1 + w, Phi3 fuses q, k, v and gate, up) is stated in the family's spec, not guessed.
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def hf_spec(family: str, dims: dict[str, int] = TINY, **overrides: Any) -> Model
         raise ValueError(f"unknown Hugging Face family {family!r}; supported: {sorted(FAMILIES)}")
     return ModelSpec(name=f"hf_{family}", build=lambda shape: hf_model(family, shape, dims, **overrides),
                      dims=dict(dims), fused=_phi3_blocks(dims) if family == "phi3" else {},
-                     gates={"embed_tokens": "sqrt(n)"} if family == "gemma2" else {})
+                     gates={"embed_tokens": "sqrt(n)"} if family == "gemma2" else {},
+                     offsets={"*norm": 1.0} if family == "gemma2" else {})
 
 
 def model_spec(text: str, layers: str = "model.layers", dims: dict[str, int] | None = None) -> ModelSpec:

@@ -12,6 +12,7 @@ parameter dim to ``c n^a r^b`` and read roles, the K/V repeat, residual branches
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class ModelSpec:
     head_dim: str | None = "n / heads"                # the attention logits' sum, None: no attention declared
     fused: dict[str, Callable[[Shape], list[tuple[str, int]]]] = field(default_factory=dict)
     gates: dict[str, str] = field(default_factory=dict)   # op -> gate its module applies (Gemma's sqrt(n))
+    offsets: dict[str, float] = field(default_factory=dict)   # op glob -> offset its gain is applied with (1 + w)
 
 
 class InferenceError(ValueError):
@@ -171,6 +173,9 @@ def infer(spec: ModelSpec) -> dict[str, Any]:
             made = [_matrix_op(name, glob, *fans, spec, branch)]
         ops += [{**op, "tied": names[tied], "params": []} for op in made] if tied else made
     for op in ops:
+        offset = next((v for glob, v in spec.offsets.items() if fnmatch.fnmatchcase(op["name"], glob)), 0.0)
+        if offset and op.get("init") == "keep":
+            op["offset"] = offset
         if op["name"] in spec.gates:
             op["gate"] = spec.gates[op["name"]]
             op["gate_inside"] = True              # a family's own gate is applied by the op's module

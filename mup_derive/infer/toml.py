@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-ORDER = ("name", "role", "fan_in", "fan_out", "rank", "branch", "tied", "init", "gate", "gate_inside", "fused",
-         "correlated", "operands", "params")
+ORDER = ("name", "role", "fan_in", "fan_out", "rank", "branch", "tied", "init", "offset", "gate", "gate_inside",
+         "fused", "correlated", "operands", "params")
 
 
 def _value(v: Any) -> str:

@@ -134,8 +134,11 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
         unknown = sorted(set(options) - {"batch", "seq", "text"})
         if unknown:
             raise TargetError(f"target {spec!r} takes no {unknown[0]!r} option; drop --{unknown[0]}")
-        return replace(hf_target(spec[3:], parametrization, **options),
-                       recipe=(spec, parametrization, tuple(sorted(options.items()))))
+        try:
+            target = hf_target(spec[3:], parametrization, **options)
+        except ValueError as exc:          # a family parametrize refuses, with its reason
+            raise TargetError(f"target {spec!r}: {exc}") from None
+        return replace(target, recipe=(spec, parametrization, tuple(sorted(options.items()))))
     path, _, factory = spec.partition(":")
     if not Path(path).is_file():
         raise TargetError(f"target {spec!r}: no file {path!r}")

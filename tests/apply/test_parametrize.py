@@ -52,6 +52,25 @@ def test_the_parametrization_survives_save_and_load(tmp_path):
         parametrize(back, BASE, lr=1e-3, alpha=0.5, init=False)
 
 
+def test_gemma2_post_norm_gains_carry_the_residual_multiplier():
+    """Gemma2 normalises each branch output and applies its gains as 1 + w: the residual multiplier L^-1 goes on
+    the post-norm gains, so at L = 4 from a base of 2 the applied gain 1 + w is 1/2 (its LR halves too); the
+    pre-norm gains stay 1; q takes the d_head gate of the model's constant attention scale; the embedding its
+    sqrt(n) gate.  Measured on the tensors, and a parametrized model survives save and load."""
+    torch.manual_seed(0)
+    model = hf_model("gemma2", SHAPE)
+    groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2)}
+    layer = model.model.layers[0]
+    assert torch.allclose(1 + layer.post_attention_layernorm.weight, torch.tensor(0.5))
+    assert torch.allclose(1 + layer.post_feedforward_layernorm.weight, torch.tensor(0.5))
+    assert torch.all(layer.input_layernorm.weight == 0) and torch.all(model.model.norm.weight == 0)
+    assert groups["post_attention_layernorm"]["lr"] == pytest.approx(1e-2 / 2)
+    assert groups["input_layernorm"]["lr"] == pytest.approx(1e-2)
+    assert groups["q_proj"]["lr"] == pytest.approx(1e-2 / 4 / 4)          # 1/n over the d_head gate
+    assert layer.self_attn.q_proj.weight.std().item() == pytest.approx(0.02 / 2 / 4, rel=0.05)
+    assert model.model.embed_tokens.weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)   # / sqrt(n) ratio
+
+
 def test_compiled_forward_and_backward_of_a_parametrized_phi3():
     """Phi3's fused qkv is split into row blocks; the model still compiles, forward and backward."""
     torch.manual_seed(0)
@@ -74,8 +93,8 @@ def test_bad_calls_are_one_line(bad, message):
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="not a supported family"):
         parametrize(torch.nn.Linear(2, 2), BASE, lr=1e-3)
-    with pytest.raises(ValueError, match="post-norm blocks"):
-        parametrize(hf_model("gemma2", BASE), BASE, lr=1e-3)
+    with pytest.raises(ValueError, match="post-norm blocks and no pre-norm"):
+        parametrize(hf_model("olmo2", BASE), BASE, lr=1e-3)
 
 
 def test_coordinate_check_on_a_stock_llama():
@@ -94,9 +113,22 @@ def test_coordinate_check_on_a_stock_llama():
     assert abs(q.slope[0]) < 0.1          # measured at its effective output: the gate sqrt(d_head) times its own
 
 
+def test_coordinate_check_on_a_stock_gemma2():
+    """Gemma2 (post-norm gains 1 + w carry the residual multiplier): μP passes along width and r, and the
+    attention-scale and residual controls, which undo those gates, fail."""
+    settings = CheckSettings()
+    mup = run_coord_check(resolve("hf:gemma2", "mup"), ["width", "ratio"], settings, echo=quiet)
+    attn = run_coord_check(resolve("hf:gemma2"), ["width"], settings, control="attn-sqrt-d", echo=quiet)
+    resid = run_coord_check(resolve("hf:gemma2"), ["depth"], settings, control="no-residual-mult", echo=quiet)
+    assert mup.verdict == "pass", [(a, lab) for a, r in mup.axes.items() for lab, v in r.labels.items() if not v.passed]
+    assert attn.axes["width"].labels["q_proj"].verdict == "fail" and resid.verdict == "fail"
+
+
 def test_an_unknown_family_target_is_named():
     with pytest.raises(TargetError, match="unknown Hugging Face family"):
         resolve("hf:bert")
+    with pytest.raises(TargetError, match="post-norm blocks and no pre-norm"):
+        resolve("hf:olmo2")
     assert math.isfinite(rules_for(hf_model("llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
 
 

@@ -25,6 +25,8 @@ GOOD = {"name": "w", "role": "hidden", "fan_in": "n", "fan_out": "n"}
     ({"tied": "nope"}, "tied", "names no other op"),
     ({"branch": "yes"}, "branch", "true or false"),
     ({"gauge": "both"}, "gauge", "not one of"),
+    ({"offset": 1.0}, "offset", "role = 'vector' with init = 'keep'"),
+    ({"role": "vector", "fan_in": None, "init": "keep", "offset": "one"}, "offset", "finite number"),
 ])
 def test_bad_op(patch, field, msg):
     spec = {k: v for k, v in {**GOOD, **patch}.items() if v is not None}

@@ -75,6 +75,9 @@ def test_ties_fused_tensors_and_gates_come_from_the_model():
     assert phi3["k_proj"]["rank"] == "n / r" and phi3["q_proj"]["params"] == phi3["k_proj"]["params"]
     gemma = {op["name"]: op for op in infer(hf_spec("gemma2"))["op"]}
     assert gemma["embed_tokens"]["gate"] == "sqrt(n)"            # Gemma scales its embedding by sqrt(n)
+    assert {k: op.get("offset") for k, op in gemma.items() if op["role"] == "vector"} == dict.fromkeys(
+        ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm",
+         "norm"), 1.0)                                          # and applies its norm gains as 1 + w
 
 
 FACTORY = '''
