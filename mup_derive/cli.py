@@ -21,7 +21,7 @@ from .derive.render import FORMATS
 from .derive.settings import Settings
 from .derive.solver import growing_repeats, regime_of, solve
 from .validate.controls import CONTROLS, exposed_by
-from .validate.settings import AXES, RUNNERS, SUITE_PARTS, CheckSettings, SweepGrid
+from .validate.settings import AXES, RUNNERS, SUITE_PARTS, CheckSettings, SweepGrid, check_parts
 
 CHECK = CheckSettings()
 # Upper bounds that keep a run within one machine's time and memory (a typo is refused, not run).
@@ -79,11 +79,10 @@ def _runner_options(default: str | None = "local") -> Decorator:
 
 
 def _parts(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    parts = tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
-    unknown = [x for x in parts if x not in SUITE_PARTS]
-    if unknown or not parts:
-        raise click.BadParameter(f"expected some of {','.join(SUITE_PARTS)}, got {value!r}")
-    return parts
+    try:
+        return check_parts(tuple(x.strip() for x in value.split(",") if x.strip()))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _settings(alpha: Fraction, update_space: str, update_target: str, output_gauge: str | None, eps_rule: str,

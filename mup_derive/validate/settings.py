@@ -10,6 +10,14 @@ SUITE_PARTS = ("checks", "controls", "transfer", "fr", "speedup")   # the eviden
 Shape = dict[str, int]
 
 
+def check_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Some of the suite's parts, each once; a ValueError names the unknown ones."""
+    unknown = [x for x in parts if x not in SUITE_PARTS]
+    if unknown or not parts:
+        raise ValueError(f"expected some of {','.join(SUITE_PARTS)}, got {','.join(unknown) or 'none'}")
+    return tuple(dict.fromkeys(parts))
+
+
 def _whole(name: str, values: tuple[int, ...] | list[int]) -> tuple[int, ...]:
     """Positive integers, sorted, without repeats."""
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):

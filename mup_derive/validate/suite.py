@@ -16,6 +16,7 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..derive.settings import Settings
 from .controls import CONTROLS, exposed_by
 from .coord_check import run_coord_check
 from .pool import speedup
-from .settings import AXES, SUITE_PARTS, CheckSettings, SweepGrid
+from .settings import AXES, SUITE_PARTS, CheckSettings, SweepGrid, check_parts
 from .sweep import run_one, run_sweep
 from .target import Target, resolve
 from .usage import nvml_reader, sampled
@@ -82,6 +83,11 @@ class Run:
     def p(self) -> Profile:
         return PROFILES[self.profile]
 
+    @cached_property
+    def module(self) -> Path:
+        """The shipped GQA example generated with the default rules and the profile's heads, once per command."""
+        return gqa_variant(self.out, Settings(), self.p.heads)
+
     def flags(self) -> list[object]:
         return ["--device", self.device, "--runner", self.runner, "--workers", self.workers, "--out", self.out]
 
@@ -99,9 +105,7 @@ def run_suite(profile: str, out_dir: str | Path, text: str | None = None, device
     """Run ``parts`` of the campaign of ``profile`` into ``out_dir`` (runs spread by ``runner`` and ``workers``,
     default the profile's); returns the summary it also writes (``summary.json``, or for some parts
     ``summary_PART-PART.json``)."""
-    unknown = sorted(set(parts) - set(SUITE_PARTS))
-    if unknown or not parts:
-        raise ValueError(f"parts must be some of {SUITE_PARTS}, got {unknown or 'none'}")
+    parts = check_parts(parts)
     p = PROFILES[profile]
     r = Run(profile, Path(out_dir), text, device or p.device, runner or p.runner,
             p.workers if workers is None else workers)
@@ -130,11 +134,10 @@ def _check_flags(r: Run) -> list[object]:
 
 def _checks(r: Run, echo: Echo) -> list[dict[str, Any]]:
     rows = []
-    module = gqa_variant(r.out, Settings(), r.p.heads)
     for par in ("mup", "sp"):
-        rep = run_coord_check(r.target(module, par, r.p.check.batch, r.p.check.seq), tuple(AXES), r.p.check,
+        rep = run_coord_check(r.target(r.module, par, r.p.check.batch, r.p.check.seq), tuple(AXES), r.p.check,
                               device=r.device, out_dir=str(r.out), echo=echo, runner=r.runner, workers=r.workers,
-                              command=_cmd("coord-check", module, "--parametrization", par, *_check_flags(r)))
+                              command=_cmd("coord-check", r.module, "--parametrization", par, *_check_flags(r)))
         rows.append({"what": f"coordinate check, {par}", "result": rep.verdict, "expected": "pass" if par == "mup"
                      else "fail", "command": rep.command})
     return rows
@@ -142,13 +145,12 @@ def _checks(r: Run, echo: Echo) -> list[dict[str, Any]]:
 
 def _controls(r: Run, echo: Echo) -> list[dict[str, Any]]:
     rows = []
-    module = gqa_variant(r.out, Settings(), r.p.heads)
-    target = r.target(module, "mup", r.p.check.batch, r.p.check.seq)
+    target = r.target(r.module, "mup", r.p.check.batch, r.p.check.seq)
     for c in exposed_by("coord-check"):
         axis = CONTROLS[c].axis
         rep = run_coord_check(target, (axis,), r.p.check, device=r.device, out_dir=str(r.out), control=c, echo=echo,
                               runner=r.runner, workers=r.workers,
-                              command=_cmd("coord-check", module, "--control", c, "--axes", axis, *_check_flags(r)))
+                              command=_cmd("coord-check", r.module, "--control", c, "--axes", axis, *_check_flags(r)))
         rows.append({"what": f"control {c} ({axis})", "result": rep.verdict, "expected": "fail",
                      "command": rep.command})
     return rows
@@ -167,12 +169,11 @@ def _sweep_flags(r: Run, g: SweepGrid, name: str) -> list[object]:
 
 def _transfer(r: Run, echo: Echo) -> list[dict[str, Any]]:
     rows = []
-    module = gqa_variant(r.out, Settings(), r.p.heads)
     for par in ("mup", "sp"):
         name = f"suite_transfer_width_{par}"
-        rep = run_sweep(r.target(module, par, r.p.batch, r.p.seq), r.p.sweep, device=r.device, runner=r.runner,
+        rep = run_sweep(r.target(r.module, par, r.p.batch, r.p.seq), r.p.sweep, device=r.device, runner=r.runner,
                         workers=r.workers, out_dir=str(r.out), name=name, echo=echo,
-                        command=_cmd("sweep", module, "--parametrization", par, *_sweep_flags(r, r.p.sweep, name)))
+                        command=_cmd("sweep", r.module, "--parametrization", par, *_sweep_flags(r, r.p.sweep, name)))
         rows.append({"what": f"LR transfer across width, {par}", "result":
                      f"shift {_num(rep.shift_log2)} octaves, regret {_num(rep.transfer_regret)} nats",
                      "expected": "small shift and regret" if par == "mup" else "larger", "command": rep.command})
@@ -196,10 +197,9 @@ def _f_of_r(r: Run, echo: Echo) -> list[dict[str, Any]]:
 def _speedup(r: Run, echo: Echo) -> list[dict[str, Any]]:
     """The transfer sweep's runs at its smallest width, two per worker, one at a time and then pooled."""
     g, workers = r.p.sweep, r.workers or 2
-    module = gqa_variant(r.out, Settings(), r.p.heads)
     lr = g.lrs[len(g.lrs) // 2]
     jobs = [(g.shape, lr, 0.0, seed, g.steps, g.checkpoints, r.device) for seed in range(2 * workers)]
-    s = speedup(run_one, r.target(module, "mup", r.p.batch, r.p.seq), jobs, workers)
+    s = speedup(run_one, r.target(r.module, "mup", r.p.batch, r.p.seq), jobs, workers)
     echo(f"  {s.runs} runs: one at a time {s.one_at_a_time_s} s, {s.workers} at once {s.pooled_s} s "
          f"(x{s.ratio}); same results: {s.same_results}")
     return [{"what": f"speed-up of {s.workers} runs at once over one at a time ({s.runs} runs of the transfer sweep)",
@@ -224,7 +224,6 @@ def _markdown(summary: dict[str, Any]) -> str:
     lines += [f"| {part} | {u['seconds']} | {_pct(u)} | {u['memory_peak_gib'] or 'not sampled'} |"
               for part, u in summary["usage"].items()]
     return "\n".join(lines) + "\n"
-
 
 
 def _pct(u: dict[str, Any]) -> str:
