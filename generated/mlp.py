@@ -177,19 +177,26 @@ def _stored(op: str, shape: dict) -> int:
 
 
 class RowBlocks(nn.Module):
-    """A fused tensor as its row blocks, each its own parameter (a torch parametrization): forward concatenates."""
+    """A fused tensor as its row blocks, each its own parameter (a torch parametrization): forward concatenates.
+    With ``groups`` > 1 the rows come in that many groups, each holding its share of every block in order."""
 
-    def __init__(self, sizes: list[int]):
+    def __init__(self, sizes: list[int], groups: int = 1):
         super().__init__()
-        self.sizes = sizes
+        self.sizes, self.groups = sizes, groups
 
     def forward(self, *blocks: torch.Tensor) -> torch.Tensor:
-        return torch.cat(blocks, 0)
+        if self.groups == 1:
+            return torch.cat(blocks, 0)
+        return torch.cat([b.unflatten(0, (self.groups, -1)) for b in blocks], 1).flatten(0, 1)
 
     def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if weight.shape[0] != sum(self.sizes):
-            raise ValueError(f"a fused tensor of {weight.shape[0]} rows cannot hold blocks of {self.sizes} rows")
-        return tuple(weight.split(self.sizes, 0))
+        if weight.shape[0] != sum(self.sizes) or any(s % self.groups for s in self.sizes):
+            raise ValueError(f"a fused tensor of {weight.shape[0]} rows cannot hold blocks of {self.sizes} rows "
+                             f"in {self.groups} groups")
+        if self.groups == 1:
+            return tuple(weight.split(self.sizes, 0))
+        shares = weight.unflatten(0, (self.groups, -1)).split([s // self.groups for s in self.sizes], 1)
+        return tuple(b.flatten(0, 1).contiguous() for b in shares)
 
 
 def split_fused(model: nn.Module, shape: dict | None = None) -> None:
@@ -204,8 +211,9 @@ def split_fused(model: nn.Module, shape: dict | None = None) -> None:
         if blocks:
             path, attr = name.rpartition(".")[::2]
             module = model.get_submodule(path)
-            parametrize.register_parametrization(module, attr, RowBlocks([_stored(op, shape) for op in blocks]),
-                                                 unsafe=True)
+            groups = DECLARED[blocks[0]].get("interleave", lambda **_: 1)(**shape)
+            parametrize.register_parametrization(module, attr, RowBlocks([_stored(op, shape) for op in blocks],
+                                                                         int(groups)), unsafe=True)
 
 
 def merge_fused(model: nn.Module) -> None:

@@ -1,7 +1,8 @@
-"""The coordinate check on stock Hugging Face families parametrized by mup_derive.parametrize (CPU, default check:
+"""The coordinate check on stock model families parametrized by mup_derive.parametrize (CPU, default check:
 widths 128-512, r 1-8, L 2-8, 4 steps, 3-12 seeds): μP, SP and the two controls that undo the absorbed
-multipliers.  Run: python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > reports/hf_families.txt;
-with ``--ratio`` first, μP and SP along r only (reports/hf_families_ratio.txt)."""
+multipliers.  Run: python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > reports/hf_families.txt
+and python reports/hf_families.py litgpt:gpt torchtitan:llama3 > reports/libraries.txt (a bare name is a Hugging
+Face family); with ``--ratio`` first, μP and SP along r only (reports/hf_families_ratio.txt)."""
 import sys
 
 from mup_derive.validate import CheckSettings, resolve, run_coord_check
@@ -22,13 +23,14 @@ def quiet(*_: object) -> None:
 if __name__ == "__main__":
     ratio_only = sys.argv[1:2] == ["--ratio"]
     axes = ["ratio"] if ratio_only else ["width", "ratio", "depth"]
-    for family in sys.argv[2 if ratio_only else 1:]:
+    for name in sys.argv[2 if ratio_only else 1:]:
+        family = name if ":" in name else f"hf:{name}"
         for p in ("mup", "sp"):
-            report = run_coord_check(resolve(f"hf:{family}", p), axes, CheckSettings(), echo=quiet)
-            print(family, p, line(report), flush=True)
+            report = run_coord_check(resolve(family, p), axes, CheckSettings(), echo=quiet)
+            print(name, p, line(report), flush=True)
         if ratio_only:
             continue
         for control, broken_axes in (("attn-sqrt-d", ["width"]), ("no-residual-mult", ["depth"])):
-            report = run_coord_check(resolve(f"hf:{family}", "mup"), broken_axes, CheckSettings(), control=control,
+            report = run_coord_check(resolve(family, "mup"), broken_axes, CheckSettings(), control=control,
                                      echo=quiet)
-            print(family, control, line(report), flush=True)
+            print(name, control, line(report), flush=True)

@@ -14,7 +14,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mup_derive.apply.targets import hf_target  # noqa: E402
+from mup_derive.apply.targets import family_target  # noqa: E402
 from mup_derive.validate import CheckSettings, gqa_target, run_coord_check  # noqa: E402
 from mup_derive.validate.target import Target  # noqa: E402
 from tests.validate.test_coord_check import MQA_TOML, _mqa_target  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
     s = CheckSettings(ratios=(1, 2, 4, 8), seeds=6, max_seeds=6)
     print("\n# HF families (parametrize) along r = 1, 2, 4, 8 at n = 512, default check settings, 6 seeds")
     for family in ("llama", "granite"):
-        base = hf_target(family)
+        base = family_target(f"hf:{family}")
         for kind in ("default", "cut", "spectral"):
             t = base if kind == "default" else variant(base, kind, "self_attn", "model.layers", ("k_proj", "v_proj"))
             ax = run_coord_check(t, ["ratio"], s, echo=quiet).axes["ratio"]

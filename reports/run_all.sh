@@ -51,5 +51,6 @@ mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --out $out
 
 # Stock Hugging Face families under parametrize, and OLMo2's depth study (reports/hf_families.md, olmo2_depth.md).
 python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > $out/hf_families.txt
+python reports/hf_families.py litgpt:gpt torchtitan:llama3 > $out/libraries.txt
 PYTHONPATH=reports python reports/olmo2_depth.py > $out/olmo2_depth.txt
 mup-derive coord-check hf:gemma2 --axes depth --depths 8,16,32 --parametrization mup --out $out

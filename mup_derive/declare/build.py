@@ -110,12 +110,19 @@ def _check_tie(op: Op, by_name: dict[str, Op]) -> None:
 
 
 def _check_fused(ops: list[Op]) -> None:
-    """Fused ops are the row blocks of one tensor: they share their params globs and fan_in, two or more of them."""
+    """Fused ops are the row blocks of one tensor: they share their params globs, fan_in and interleave, two or more
+    of them."""
     for op in ops:
         if op.fused and (not op.params or op.tied or op.role in ("vector", "contraction")):
             raise DeclarationError(op.name, "fused", "a row block names its fused tensor's params, is a matrix "
                                                      "op and is not tied")
+    for op in ops:
+        if op.interleave != 1 and not op.fused:
+            raise DeclarationError(op.name, "interleave", "only the row blocks of a fused tensor are interleaved")
     for params, blocks in fused_groups(ops).items():
+        if any(sp.simplify(b.interleave - blocks[0].interleave) != 0 for b in blocks):
+            raise DeclarationError(blocks[1].name, "interleave", "the row blocks of a fused tensor share its "
+                                                                 "interleave")
         if len(blocks) < 2:
             raise DeclarationError(blocks[0].name, "fused", f"no other block shares params {list(params)}")
         if any(sp.simplify(b.fan_in - blocks[0].fan_in) != 0 for b in blocks):

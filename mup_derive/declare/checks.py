@@ -16,7 +16,7 @@ from .ops import LOWRANK, ROLES
 
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
              "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused",
-             "gate_inside", "absorbs", "offset"}
+             "interleave", "gate_inside", "absorbs", "offset"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
@@ -119,11 +119,12 @@ def role_shape(name: str, op_role: str, shp: dict[str, Shape], dims: dict[str, i
 def factors(name: str, fields: dict[str, Any], names: set[str], dims: dict[str, int],
             scaled: list[str]) -> dict[str, sp.Expr]:
     """gate (a factor on the op's output) and tokens (the fraction of tokens it sees) are positive; batch (stacked
-    copies) is a dimension."""
+    copies) and interleave (the row groups of a fused tensor) are dimensions."""
     out: dict[str, sp.Expr] = {}
     bounds: dict[str, tuple[Callable[[float], bool], str]] = {
         "gate": (lambda v: v > 0, "positive"), "tokens": (lambda v: v > 0, "positive"),
-        "batch": (lambda v: 1 <= v <= MAX_DIM, "a dimension in [1, 2**40]")}
+        "batch": (lambda v: 1 <= v <= MAX_DIM, "a dimension in [1, 2**40]"),
+        "interleave": (lambda v: 1 <= v <= MAX_DIM, "a dimension in [1, 2**40]")}
     for fld, (ok, what) in bounds.items():
         if fld not in fields:
             continue

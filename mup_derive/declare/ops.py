@@ -38,7 +38,9 @@ class Op:
     e.g. E experts); ``gate_inside``: the op's module applies the gate itself (Gemma's scaled embedding),
     so a hook on it sees the gated output; ``absorbs`` names the table's multiplier (a contraction or
     ``residual``) that a gate stands for where a model has no place for it; ``fused`` ops sharing a
-    parameter are its row blocks, in declaration order.
+    parameter are its row blocks, in declaration order, and ``interleave`` > 1 says that the tensor's rows
+    come in that many groups, each holding its share of every block in order (torchtitan's wqkv: per K/V
+    head, that head's queries, then its key, then its value).
     ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio; a kept gain that
     the model applies as ``offset + w`` (Gemma's RMSNorm, 1 + w) declares its ``offset``, and the ratio then
     scales the gain the model applies, offset + w, not the stored w.
@@ -64,6 +66,7 @@ class Op:
     layout: tuple[str, ...] = ()
     batch: sp.Expr = sp.Integer(1)
     fused: bool = False
+    interleave: sp.Expr = sp.Integer(1)   # a fused tensor's rows in this many groups, each a share of every block
     gate_inside: bool = False             # the op's own module applies its gate (its output already carries it)
     absorbs: str | None = None            # the table's multiplier this gate stands for (a contraction, 'residual')
     offset: float = 0.0                   # a kept gain the model applies as offset + w (Gemma's 1 + w)

@@ -61,7 +61,8 @@ def _fused(arch: Architecture) -> dict[str, list[str]]:
 
 
 def check_base(arch: Architecture, base: dict[str, int]) -> None:
-    """Every op's shape at the base shape must be a whole positive dimension."""
+    """Every op's shape at the base shape must be a whole positive dimension, and a fused block's rows must split
+    into its interleave groups."""
     syms = {s.name for s in arch.scaling}
     if set(base) != syms:
         raise ValueError(f"the base shape needs exactly {sorted(syms)}, got {sorted(base)}")
@@ -72,6 +73,10 @@ def check_base(arch: Architecture, base: dict[str, int]) -> None:
             if not (v.is_integer and v >= 1):
                 raise ValueError(f"op '{op.name}': {fld} = {getattr(op, fld)} is {v} at the base shape {base}, "
                                  "not a whole positive dimension")
+        share = (op.stored_rows / op.interleave).subs(point)
+        if op.fused and not (share.is_integer and share >= 1):
+            raise ValueError(f"op '{op.name}': its {op.stored_rows} rows do not split into interleave = "
+                             f"{op.interleave} groups at the base shape {base}")
 
 
 def default_base(arch: Architecture) -> dict[str, int]:
@@ -106,6 +111,7 @@ def generate_module(arch: Architecture, settings: Settings | None = None, base: 
                        for op in arch.ops},
                batches={op.name: _py(op.batch, arch.dim_symbols) for op in arch.ops},
                gates={op.name: _py(op.gate, arch.dim_symbols) for op in arch.ops},
+               interleaves={op.name: _py(op.interleave, arch.dim_symbols) for op in arch.ops},
                fused=_fused(arch))
     return env.get_template("module.py.j2").render(**ctx)
 

@@ -8,7 +8,8 @@ parameter dim to ``c n^a r^b`` and read roles, the K/V repeat, residual branches
 * role: fan_in fixed -> input, fan_out fixed -> output, both growing -> hidden; a hidden fan_out that
   falls like 1/r (K and V with fewer heads) is a repeat: fan_out r times that, rank the measured rows;
 * residual branch: the parameters under the spec's layer path (``model.layers.*``);
-* ties: one parameter reached under two names; fused tensors: the spec's row blocks.
+* ties: one parameter reached under two names; fused tensors: the spec's row blocks (interleaved in the spec's
+  groups where it says so).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ POINTS = {"base": BASE, "wide": {**BASE, "n": 128}, "ratio": {**BASE, "r": 2}, "
 @dataclass(frozen=True)
 class ModelSpec:
     """What inference needs besides the factory: named fixed dims, the layer path, the query and key, fused
-    tensors' row blocks (``{param suffix: fn(shape) -> [(block name, rows)]}``) and gates the forward applies."""
+    tensors' row blocks (``{param suffix: fn(shape) -> [(block name, rows)]}``) and the groups they are interleaved
+    in (``{param suffix: fn(shape) -> groups}``), gates the forward applies and gains applied as offset + w."""
 
     name: str
     build: Callable[[Shape], Any]                     # shape -> nn.Module (built on the meta device)
@@ -40,6 +42,7 @@ class ModelSpec:
     fused: dict[str, Callable[[Shape], list[tuple[str, int]]]] = field(default_factory=dict)
     gates: dict[str, str] = field(default_factory=dict)   # op -> gate its module applies (Gemma's sqrt(n))
     offsets: dict[str, float] = field(default_factory=dict)   # op glob -> offset its gain is applied with (1 + w)
+    interleave: dict[str, Callable[[Shape], int]] = field(default_factory=dict)   # fused suffix -> its row groups
 
 
 class InferenceError(ValueError):
@@ -143,12 +146,14 @@ def _matrix_op(name: str, glob: str, fan_in: dict[str, int], fan_out: dict[str, 
 def _blocks(glob: str, fan_in: dict[str, int], spec: ModelSpec, branch: bool) -> list[dict[str, Any]]:
     """The row blocks of a fused tensor, each its own op."""
     split = next(fn for suffix, fn in spec.fused.items() if glob.endswith(suffix))
+    groups = next((fn for suffix, fn in spec.interleave.items() if glob.endswith(suffix)), None)
     per_point = {p: split(POINTS[p]) for p in POINTS}
+    extra = {"interleave": expression({p: groups(POINTS[p]) for p in POINTS}, spec.dims, glob)} if groups else {}
     ops = []
     for i, (block, _) in enumerate(per_point["base"]):
         rows = {p: blocks[i][1] for p, blocks in per_point.items()}
         op = _matrix_op(block, glob, fan_in, rows, spec, branch)
-        ops.append({**op, "fused": True})
+        ops.append({**op, "fused": True, **extra})
     return ops
 
 

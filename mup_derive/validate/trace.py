@@ -43,6 +43,7 @@ class Hooks:
         self.out: dict[str, torch.Tensor] = {}
         self.inp: dict[str, tuple[Any, ...]] = {}
         self.blocks: dict[str, list[tuple[str, int]]] = {}     # a fused tensor's module -> its (op, rows) blocks
+        self.groups: dict[str, int] = {}                         # ... and the row groups they are interleaved in
         self.on = True
         for name, mod in model.named_modules():
             if ".parametrizations" in f".{name}":                # the blocks' own holders: not layers
@@ -65,6 +66,7 @@ class Hooks:
             ops = [target.rules.op_of(f"{name}.parametrizations.{attr}.original{i}") for i in range(len(originals))]
             if all(ops):
                 self.blocks[name] = [(str(op), p.shape[0]) for op, p in zip(ops, originals, strict=True)]
+                self.groups[name] = int(getattr(plist[0], "groups", 1))
                 self.governed[name] = mod
                 return self.blocks[name][0][0]
         return None
@@ -92,6 +94,16 @@ class Hooks:
                 self.out[name] = output.detach() if isinstance(output, torch.Tensor) else output[0].detach()
                 self.inp[name] = tuple(i.detach() if isinstance(i, torch.Tensor) else i for i in inputs)
         return hook
+
+
+def _splitter(sizes: list[int], groups: int) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """Split a fused op's output features into its blocks' (interleaved in ``groups`` groups of every block)."""
+    def split(t: torch.Tensor) -> list[torch.Tensor]:
+        if groups == 1:
+            return list(t.split(sizes, -1))
+        shares = t.unflatten(-1, (groups, -1)).split([s // groups for s in sizes], -1)
+        return [b.flatten(-2) for b in shares]
+    return split
 
 
 def _grouped(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -193,9 +205,9 @@ class Recorder:
         for name, o in outs.items():
             now = self.hooks.governed[name](*self.init_inp[name]) if name in self.hooks.governed else None
             parts = self.hooks.blocks.get(name, [(self.hooks.label[name], o.shape[-1])])
-            sizes = [rows for _, rows in parts]
-            for (label, _), out, init, new in zip(parts, o.split(sizes, -1), self.init_out[name].split(sizes, -1),
-                                                  now.split(sizes, -1) if now is not None else [None] * len(parts),
+            split = _splitter([rows for _, rows in parts], self.hooks.groups.get(name, 1))
+            for (label, _), out, init, new in zip(parts, split(o), split(self.init_out[name]),
+                                                  split(now) if now is not None else [None] * len(parts),
                                                   strict=True):
                 d = {"rms": rms(out), "delta": rms(out - init)}
                 if new is not None:

@@ -91,7 +91,7 @@ def test_bad_calls_are_one_line(bad, message):
     with pytest.raises(ValueError, match=message) as err:
         parametrize(model, **{"base": BASE, "lr": 1e-3, **bad})
     assert "\n" not in str(err.value)
-    with pytest.raises(ValueError, match="not a supported family"):
+    with pytest.raises(ValueError, match="none of the supported families"):
         parametrize(torch.nn.Linear(2, 2), BASE, lr=1e-3)
     with pytest.raises(ValueError, match="post-norm blocks and no pre-norm"):
         parametrize(hf_model("olmo2", BASE), BASE, lr=1e-3)
@@ -125,7 +125,7 @@ def test_coordinate_check_on_a_stock_gemma2():
 
 
 def test_an_unknown_family_target_is_named():
-    with pytest.raises(TargetError, match="unknown Hugging Face family"):
+    with pytest.raises(TargetError, match="unknown model family"):
         resolve("hf:bert")
     with pytest.raises(TargetError, match="post-norm blocks and no pre-norm"):
         resolve("hf:olmo2")

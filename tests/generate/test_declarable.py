@@ -73,6 +73,27 @@ def test_fused_qkv_gets_one_rule_per_row_block(tmp_path):
     assert [n for n, _ in model.named_parameters()] == ["qkv.weight"] and torch.equal(model(x), model.qkv(x))
 
 
+def test_interleaved_qkv_blocks_are_the_rows_of_each_kv_head(tmp_path):
+    """torchtitan keeps, per K/V head, its r queries, its key and its value: ``interleave = "heads / r"`` makes the
+    blocks exactly those rows (tagged here by value), the forward pass unchanged, and merging restores the layout."""
+    rules, _ = generated(tmp_path, QKV.replace('fused = true', 'fused = true\ninterleave = "heads / r"')
+                         .replace('name = "fused_qkv"', 'name = "fused_qkv"\n[dims]\nheads = 8'))
+    shape = {"n": 32, "L": 2, "r": 2}                       # 8 heads of 4, 4 K/V heads: per group 8 q, 4 k, 4 v rows
+    model = Attn(32, 2)
+    tags = torch.tensor([0] * 8 + [1] * 4 + [2] * 4).repeat(4).float()
+    with torch.no_grad():
+        model.qkv.weight.copy_(tags[:, None] + torch.arange(64.0)[:, None] / 100)
+    before, x = model.qkv.weight.detach().clone(), torch.randn(3, 32)
+    rules["split_fused"](model, shape)
+    blocks = [getattr(model.qkv.parametrizations.weight, f"original{i}") for i in range(3)]
+    assert [tuple(b.shape) for b in blocks] == [(32, 32), (16, 32), (16, 32)]
+    assert [set(b[:, 0].floor().tolist()) for b in blocks] == [{0.0}, {1.0}, {2.0}]
+    assert torch.equal(model.qkv.weight, before) and torch.equal(model(x), x @ before.T)
+    rules["init_weights"](model, std=1.0, shape=shape)
+    rules["merge_fused"](model)
+    assert [n for n, _ in model.named_parameters()] == ["qkv.weight"]
+
+
 MAMBA = """name = "mamba_x_proj"
 [dims]
 d_state = 16
@@ -125,6 +146,11 @@ def test_mamba_x_proj_blocks_get_their_own_sgd_lr_and_eps(tmp_path):
     ([{"name": "q", "role": "hidden", "fan_in": "n", "fan_out": "n", "fused": True, "params": ["w"]},
       {"name": "u", "role": "hidden", "fan_in": "2*n", "fan_out": "n", "fused": True, "params": ["w"]}], "fan_in"),
     ([{"name": "q", "role": "hidden", "fan_in": "n", "fan_out": "n", "fused": True}], "fused"),
+    ([{"name": "q", "role": "hidden", "fan_in": "n", "fan_out": "n", "interleave": "r"}], "interleave"),
+    ([{"name": "q", "role": "hidden", "fan_in": "n", "fan_out": "n", "fused": True, "params": ["w"], "interleave": 2},
+      {"name": "u", "role": "hidden", "fan_in": "n", "fan_out": "n", "fused": True, "params": ["w"]}], "interleave"),
+    ([{"name": "q", "role": "hidden", "fan_in": "n", "fan_out": "n", "fused": True, "params": ["w"],
+       "interleave": "0 * n"}], "interleave"),
 ])
 def test_bad_fused_blocks_are_named(ops, field):
     with pytest.raises(DeclarationError) as err:

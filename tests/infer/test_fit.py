@@ -1,5 +1,7 @@
-"""Declarations inferred from models: every supported Hugging Face family, a factory model, ties, fused
-tensors, gates; inferring and declaring by hand give the same rules (Granite)."""
+"""Declarations inferred from models: every supported family (Hugging Face, litgpt, torchtitan), a factory model,
+ties, fused and interleaved tensors, gates; inferring and declaring by hand give the same rules (Granite)."""
+import importlib.util
+
 import pytest
 import sympy as sp
 import torch
@@ -9,7 +11,7 @@ from mup_derive.derive import solve
 from tests.helpers import EXAMPLES, cli, fails_cleanly
 
 transformers = pytest.importorskip("transformers")
-from mup_derive.infer import FAMILIES, hf_model, hf_spec, infer  # noqa: E402
+from mup_derive.infer import FAMILIES, build_model, family_spec, infer  # noqa: E402
 
 OTHER = {"n": 256, "L": 3, "r": 4}
 
@@ -21,22 +23,29 @@ def _declared(tmp_path, model, *args):
     return out
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+def installed(family: str) -> bool:
+    return importlib.util.find_spec({"hf": "transformers"}.get(family.partition(":")[0], family.partition(":")[0])) \
+        is not None
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.skipif(not installed(f), reason="not installed"))
+                                    for f in FAMILIES])
 def test_every_family_infers_a_declaration_its_model_satisfies_at_another_shape(tmp_path, family):
     """Shapes fitted at n = 64, 128, r = 1, 2, L = 2, 4 hold at n = 256, r = 4, L = 3: the rules module generated
     from the inferred declaration initialises the real model there and gives its parameters their groups."""
-    decl = _declared(tmp_path, f"hf:{family}")
+    decl = _declared(tmp_path, family)
     rules = tmp_path / "rules.py"
     assert cli("generate", decl, "-o", rules).exit_code == 0
     ns: dict = {"__name__": "rules"}
     exec(compile(rules.read_text(), str(rules), "exec"), ns)
     torch.manual_seed(0)
-    model = hf_model(family, OTHER)
+    model = build_model(family, OTHER)
     ns["init_weights"](model, std=0.02, shape=OTHER)
     groups = {g["name"]: g for g in ns["param_groups"](model, lr=1e-2, shape=OTHER)}
-    assert groups["q_proj"]["lr"] == pytest.approx(1e-2 * 128 / 256)
-    assert groups["k_proj"]["lr"] == pytest.approx(1e-2 * 128 / 256)
-    k = solve(load(decl)).arch.op("k_proj")
+    q, k_name = solve(load(decl)).arch.op("attn_logits").operands
+    assert groups[q]["lr"] == pytest.approx(1e-2 * 128 / 256)
+    assert groups[k_name]["lr"] == pytest.approx(1e-2 * 128 / 256)
+    k = solve(load(decl)).arch.op(k_name)
     assert k.repeat == sp.Symbol("r", positive=True) and k.branch        # the K/V repeat and the branch
     assert sum(p.numel() for g in groups.values() for p in g["params"]) == sum(p.numel() for p in model.parameters())
 
@@ -44,7 +53,7 @@ def test_every_family_infers_a_declaration_its_model_satisfies_at_another_shape(
 def test_inferring_granite_gives_the_hand_written_rules():
     """examples/hf_granite.toml, written by hand, and the inferred declaration agree on every parameter's rules."""
     hand = solve(load(EXAMPLES / "hf_granite.toml"))
-    spec = infer(hf_spec("granite"))
+    spec = infer(family_spec("hf:granite"))
     from mup_derive.declare import architecture
     inferred = solve(architecture(spec["name"], spec["op"], spec["dims"]))
 
@@ -67,13 +76,13 @@ def test_inferring_granite_gives_the_hand_written_rules():
 
 
 def test_ties_fused_tensors_and_gates_come_from_the_model():
-    tied = infer(hf_spec("llama", tie_word_embeddings=True))
+    tied = infer(family_spec("hf:llama", tie_word_embeddings=True))
     head = next(op for op in tied["op"] if op["name"] == "lm_head")
     assert head["tied"] == "embed_tokens" and head["role"] == "output"
-    phi3 = {op["name"]: op for op in infer(hf_spec("phi3"))["op"]}
+    phi3 = {op["name"]: op for op in infer(family_spec("hf:phi3"))["op"]}
     assert [phi3[k]["fused"] for k in ("q_proj", "k_proj", "v_proj")] == [True] * 3
     assert phi3["k_proj"]["rank"] == "n / r" and phi3["q_proj"]["params"] == phi3["k_proj"]["params"]
-    gemma = {op["name"]: op for op in infer(hf_spec("gemma2"))["op"]}
+    gemma = {op["name"]: op for op in infer(family_spec("hf:gemma2"))["op"]}
     assert gemma["embed_tokens"]["gate"] == "sqrt(n)"            # Gemma scales its embedding by sqrt(n)
     assert {k: op.get("offset") for k, op in gemma.items() if op["role"] == "vector"} == dict.fromkeys(
         ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm",
@@ -120,10 +129,22 @@ def test_a_factory_model_is_inferred_with_its_layers_and_dims(tmp_path):
     assert str(ops["mlp_c_proj"].fan_in) == "4*n" and str(ops["c_proj"].fan_in) == "n"   # names kept apart
 
 
-@pytest.mark.parametrize("model,message", [("hf:nope", "unknown Hugging Face family"),
+@pytest.mark.parametrize("model,message", [("hf:nope", "unknown model family"),
                                            ("{path}:odd", "no power of 2"), ("{path}:missing", "no function"),
-                                           ("{path}", "expected hf:FAMILY")])
+                                           ("{path}", "expected a family")])
 def test_declare_errors_are_one_line(tmp_path, model, message):
     path = tmp_path / "gpt.py"
     path.write_text(FACTORY)
     assert fails_cleanly(cli("declare", model.format(path=path), "-o", tmp_path / "x.toml"), message)
+
+
+@pytest.mark.skipif(not installed("litgpt:gpt") or not installed("torchtitan:llama3"), reason="not installed")
+def test_litgpt_fuses_qkv_in_blocks_and_torchtitan_interleaves_them_per_kv_head():
+    """litgpt's attn.qkv holds q, k, v one after another; torchtitan's wqkv holds, per K/V head, its queries, its
+    key and its value: the same row blocks, interleaved in heads / r groups."""
+    lit = {op["name"]: op for op in infer(family_spec("litgpt:gpt"))["op"]}
+    assert [lit[k].get("fused") for k in "qkv"] == [True] * 3 and "interleave" not in lit["k"]
+    assert lit["k"]["rank"] == "n / r" and lit["attn_proj"]["branch"] and lit["mlp_proj"]["fan_in"] == "mlp_ratio * n"
+    tt = {op["name"]: op for op in infer(family_spec("torchtitan:llama3"))["op"]}
+    assert [tt[k]["interleave"] for k in ("wq", "wk", "wv")] == ["heads / r"] * 3
+    assert tt["wv"]["rank"] == "n / r" and tt["attn_logits"]["operands"] == ["wq", "wk"]

@@ -231,7 +231,7 @@ def test_hugging_face_eager_attention_is_measured_like_sdpa():
     module's eager_attention_forward, with no edit to the model, equal to SDPA's; the attention control then
     fails on it (a blind spot before)."""
     pytest.importorskip("transformers")
-    from mup_derive.apply.targets import hf_target
+    from mup_derive.apply.targets import family_target
     from mup_derive.infer.families import hf_model
     from mup_derive.validate.trace import attention_logits, eager_modules
     tokens = torch.randint(0, 256, (2, 16))
@@ -244,7 +244,7 @@ def test_hugging_face_eager_attention_is_measured_like_sdpa():
         logits[impl] = found
     assert len(logits["eager"]) == 2 and all(torch.allclose(a, b, atol=1e-5)
                                              for a, b in zip(logits["sdpa"], logits["eager"], strict=True))
-    target = hf_target("llama")
+    target = family_target("hf:llama")
     make = target.make
     eager = replace(target, make=lambda shape, rules: _eager(make(shape, rules)))
     rep = run_coord_check(eager, ["width"], CheckSettings(max_seeds=3), control="attn-sqrt-d", echo=quiet)
