@@ -135,11 +135,13 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
     (``rules_for(...).multiplier``) or declare gates that absorb them."""
     if declaration is not None and shape is None:
         raise ValueError("shape: a model given with a declaration needs its shape, e.g. {'n': 512, 'L': 4, 'r': 1}")
-    rules = rules_for(model, base, alpha, parametrization, declaration)
     if declaration is None:
-        key, shape, _ = identify(model)
+        key, shape, dims = identify(model)
+        rules = family_rules(key, dims, base, alpha, parametrization)
         if key.startswith("hf:"):
             _record(model, base, Fraction(alpha).limit_denominator(64), parametrization)
+    else:
+        rules = rules_for(model, base, alpha, parametrization, declaration)
     if init:
         rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
     return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,

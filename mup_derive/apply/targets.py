@@ -15,8 +15,8 @@ BASE = {"n": 128, "L": 2, "r": 1}
 
 def logits(model: Any, tokens: Any) -> Any:
     """The model's next-token logits: Hugging Face's output ``.logits``, litgpt's and torchtitan's the tensor."""
-    out = model(input_ids=tokens) if hasattr(model, "generation_config") else model(tokens)
-    return out if hasattr(out, "flatten") else out.logits
+    out = model(tokens)
+    return getattr(out, "logits", out)
 
 
 def family_target(key: str, parametrization: str = "mup", batch: int = 2, seq: int = 16, text: str | None = None,

@@ -116,7 +116,6 @@ def _check_fused(ops: list[Op]) -> None:
         if op.fused and (not op.params or op.tied or op.role in ("vector", "contraction")):
             raise DeclarationError(op.name, "fused", "a row block names its fused tensor's params, is a matrix "
                                                      "op and is not tied")
-    for op in ops:
         if op.interleave != 1 and not op.fused:
             raise DeclarationError(op.name, "interleave", "only the row blocks of a fused tensor are interleaved")
     for params, blocks in fused_groups(ops).items():

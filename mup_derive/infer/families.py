@@ -22,17 +22,23 @@ FAMILIES = (*(f"hf:{f}" for f in HF), "litgpt:gpt", "torchtitan:llama3")
 LIBRARIES = ("hf", "litgpt", "torchtitan")
 
 
+def _check(shape: Shape, dims: dict[str, int]) -> tuple[int, int, int, int]:
+    """(n, L, heads, K/V heads) of ``shape``, or a one-line error when the heads do not divide it."""
+    heads, n, r = dims["heads"], shape["n"], shape["r"]
+    if n % heads or heads % r:
+        raise ValueError(f"width {n} must be divisible by {heads} heads, and the heads by r = {r}")
+    return n, shape["L"], heads, heads // r
+
+
 def hf_config(family: str, shape: Shape, dims: dict[str, int] = TINY, **overrides: Any) -> Any:
     """The family's config at ``shape`` (tied embeddings off unless overridden)."""
     transformers = library("transformers")
     if family not in HF:
         raise ValueError(f"unknown model family {family!r}; supported: {sorted(HF)}")
-    heads, n, r = dims["heads"], shape["n"], shape["r"]
-    if n % heads or heads % r:
-        raise ValueError(f"width {n} must be divisible by {heads} heads, and the heads by r = {r}")
+    n, layers, heads, kv = _check(shape, dims)
     config = getattr(transformers, f"{HF[family]}Config")
-    fields = dict(hidden_size=n, num_hidden_layers=shape["L"], num_attention_heads=heads,
-                  num_key_value_heads=heads // r, head_dim=n // heads, intermediate_size=dims["mlp_ratio"] * n,
+    fields = dict(hidden_size=n, num_hidden_layers=layers, num_attention_heads=heads,
+                  num_key_value_heads=kv, head_dim=n // heads, intermediate_size=dims["mlp_ratio"] * n,
                   vocab_size=dims["vocab"], tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
                   eos_token_id=2)
     return config(**{**fields, **overrides})
@@ -55,16 +61,9 @@ def hf_model(family: str, shape: Shape, dims: dict[str, int] = TINY, **overrides
     return model(hf_config(family, shape, dims, **overrides))
 
 
-def _check(shape: Shape, dims: dict[str, int]) -> tuple[int, int, int, int]:
-    """(n, L, heads, K/V heads) of ``shape``, or a one-line error when the heads do not divide it."""
-    heads, n, r = dims["heads"], shape["n"], shape["r"]
-    if n % heads or heads % r:
-        raise ValueError(f"width {n} must be divisible by {heads} heads, and the heads by r = {r}")
-    return n, shape["L"], heads, heads // r
-
-
+# The litgpt config fields a supported GPT has (the shapes aside): a Llama-style block
 LITGPT = dict(mlp_class_name="LLaMAMLP", norm_class_name="RMSNorm", bias=False, parallel_residual=False,
-              rotary_percentage=1.0, post_attention_norm=False, post_mlp_norm=False, scale_embeddings=False)
+              post_attention_norm=False, post_mlp_norm=False, scale_embeddings=False)
 
 
 def litgpt_model(shape: Shape, dims: dict[str, int] = TINY) -> Any:
@@ -75,7 +74,7 @@ def litgpt_model(shape: Shape, dims: dict[str, int] = TINY) -> Any:
     n, layers, heads, kv = _check(shape, dims)
     return GPT(Config(n_embd=n, n_layer=layers, n_head=heads, n_query_groups=kv, head_size=n // heads,
                       intermediate_size=dims["mlp_ratio"] * n, vocab_size=dims["vocab"],
-                      padded_vocab_size=dims["vocab"], block_size=256, **LITGPT))
+                      padded_vocab_size=dims["vocab"], block_size=256, rotary_percentage=1.0, **LITGPT))
 
 
 def torchtitan_model(shape: Shape, dims: dict[str, int] = TINY) -> Any:
@@ -159,7 +158,7 @@ def identify(model: Any) -> tuple[str, Shape, dict[str, int]]:
     kind = type(model)
     if kind.__module__.startswith("litgpt.") and kind.__name__ == "GPT":
         c = model.config
-        differ = sorted(k for k, v in LITGPT.items() if getattr(c, k, v) != v and k != "rotary_percentage")
+        differ = sorted(k for k, v in LITGPT.items() if getattr(c, k, v) != v)
         if differ or c.head_size * c.n_head != c.n_embd or c.intermediate_size % c.n_embd:
             raise ValueError(f"model: litgpt config {c.name!r} differs from the supported Llama-style GPT ({LITGPT}, "
                              f"head_size n_embd / n_head, intermediate_size a multiple of n_embd) in "

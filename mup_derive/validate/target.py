@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..infer.families import LIBRARIES
 from .data import MarkovTask, TextTask
 from .loader import load_module
 from .rules import NotRules, RulesModule, load_rules
@@ -122,22 +123,17 @@ def _factory(path: str, factory: str, spec: str) -> Callable[..., Any]:
 
 def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
     """A model family (``hf:FAMILY``, ``litgpt:gpt``, ``torchtitan:llama3``: μP absorbed into its weights),
-    ``FILE.py`` (a generated module with its model; ``options`` are :func:`gqa_target`'s) or ``FILE.py:FACTORY`` (a
-    function
-    ``FACTORY(parametrization, ...) -> Target`` for any model; an option it does not name, e.g. ``text``,
-    is refused rather than ignored)."""
-    if spec.partition(":")[0] in ("hf", "litgpt", "torchtitan"):
-        from ..apply.parametrize import ABSORB
+    ``FILE.py`` (a generated module with its model; ``options`` are :func:`gqa_target`'s) or ``FILE.py:FACTORY``
+    (a function ``FACTORY(parametrization, ...) -> Target`` for any model; an option it does not name, e.g.
+    ``text``, is refused rather than ignored)."""
+    if spec.partition(":")[0] in LIBRARIES:
         from ..apply.targets import family_target
-        if spec not in ABSORB:
-            raise TargetError(f"target {spec!r}: unknown model family for parametrize; supported: "
-                              f"{', '.join(ABSORB)}")
         unknown = sorted(set(options) - {"batch", "seq", "text"})
         if unknown:
             raise TargetError(f"target {spec!r} takes no {unknown[0]!r} option; drop --{unknown[0]}")
         try:
             target = family_target(spec, parametrization, **options)
-        except ValueError as exc:          # a family parametrize refuses, with its reason
+        except ValueError as exc:          # an unknown family, or one parametrize refuses, with its reason
             raise TargetError(f"target {spec!r}: {exc}") from None
         return replace(target, recipe=(spec, parametrization, tuple(sorted(options.items()))))
     path, _, factory = spec.partition(":")

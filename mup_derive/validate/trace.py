@@ -42,8 +42,7 @@ class Hooks:
         self.governed: dict[str, nn.Module] = {}
         self.out: dict[str, torch.Tensor] = {}
         self.inp: dict[str, tuple[Any, ...]] = {}
-        self.blocks: dict[str, list[tuple[str, int]]] = {}     # a fused tensor's module -> its (op, rows) blocks
-        self.groups: dict[str, int] = {}                         # ... and the row groups they are interleaved in
+        self.blocks: dict[str, tuple[list[str], Any]] = {}   # a fused tensor's module -> its ops, RowBlocks
         self.on = True
         for name, mod in model.named_modules():
             if ".parametrizations" in f".{name}":                # the blocks' own holders: not layers
@@ -65,10 +64,9 @@ class Hooks:
             originals = [p for pn, p in plist.named_parameters(recurse=False) if pn.startswith("original")]
             ops = [target.rules.op_of(f"{name}.parametrizations.{attr}.original{i}") for i in range(len(originals))]
             if all(ops):
-                self.blocks[name] = [(str(op), p.shape[0]) for op, p in zip(ops, originals, strict=True)]
-                self.groups[name] = int(getattr(plist[0], "groups", 1))
+                self.blocks[name] = ([str(op) for op in ops], plist[0])
                 self.governed[name] = mod
-                return self.blocks[name][0][0]
+                return str(ops[0])
         return None
 
     def _govern(self, target: Target, name: str, mod: nn.Module) -> str | None:
@@ -96,14 +94,12 @@ class Hooks:
         return hook
 
 
-def _splitter(sizes: list[int], groups: int) -> Callable[[torch.Tensor], list[torch.Tensor]]:
-    """Split a fused op's output features into its blocks' (interleaved in ``groups`` groups of every block)."""
-    def split(t: torch.Tensor) -> list[torch.Tensor]:
-        if groups == 1:
-            return list(t.split(sizes, -1))
-        shares = t.unflatten(-1, (groups, -1)).split([s // groups for s in sizes], -1)
-        return [b.flatten(-2) for b in shares]
-    return split
+def _splitter(blocks: Any) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """Split a fused op's output features into its blocks' as its weight's rows are split (the fused tensor's own
+    ``RowBlocks`` parametrization, interleaved or not); an op of one tensor is one block."""
+    if blocks is None:
+        return lambda t: [t]
+    return lambda t: [b.movedim(0, -1) for b in blocks.right_inverse(t.movedim(-1, 0))]
 
 
 def _grouped(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -204,11 +200,10 @@ class Recorder:
         groups: dict[str, list[dict[str, float]]] = {}
         for name, o in outs.items():
             now = self.hooks.governed[name](*self.init_inp[name]) if name in self.hooks.governed else None
-            parts = self.hooks.blocks.get(name, [(self.hooks.label[name], o.shape[-1])])
-            split = _splitter([rows for _, rows in parts], self.hooks.groups.get(name, 1))
-            for (label, _), out, init, new in zip(parts, split(o), split(self.init_out[name]),
-                                                  split(now) if now is not None else [None] * len(parts),
-                                                  strict=True):
+            labels, blocks = self.hooks.blocks.get(name, ([self.hooks.label[name]], None))
+            split = _splitter(blocks)
+            for label, out, init, new in zip(labels, split(o), split(self.init_out[name]),
+                                             split(now) if now is not None else [None] * len(labels), strict=True):
                 d = {"rms": rms(out), "delta": rms(out - init)}
                 if new is not None:
                     d["dwx"] = rms(new - init)
