@@ -6,6 +6,7 @@ init scaled to the spectral condition.  Run: python reports/ratio_axis.py > repo
 ``spectral_kv`` is also a sweep target: K/V init x 2 / (1 + sqrt r), the rest the shipped GQA model's rules."""
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,34 +40,52 @@ def gains(n: int, c: int, seeds: int = 8) -> tuple[float, float]:
     return tuple(float(sum(v) / seeds) for v in zip(*out, strict=True))   # type: ignore[return-value]
 
 
-def _scale_kv(model: torch.nn.Module, layers: list, factor: float, names: tuple[str, str]) -> None:
-    with torch.no_grad():
-        for layer in layers:
-            for name in names:
-                layer.get_submodule(name).weight.mul_(factor)
+KV = Callable[[torch.nn.Module], list[tuple[torch.nn.Module, ...]]]   # a model -> each attention's (K, ..., V)
 
 
-def variant(target: Target, kind: str, attn: str, layers: str, names: tuple[str, str]) -> Target:
-    """``cut``: V reads the stream detached (its gradient into the stream cut); ``spectral``: K/V init
-    x 2/(1+sqrt r)."""
+def blocks_kv(layers: str, attn: str, names: tuple[str, str]) -> KV:
+    """K and V of every block: ``layers``[i].``attn``.``names``."""
+    return lambda model: [tuple(b.get_submodule(f"{attn}.{x}") for x in names) for b in model.get_submodule(layers)]
+
+
+def gqa_spectral(shape: dict[str, int]) -> float:
+    """K/V init to the spectral condition against the default: 2 / (1 + sqrt r)."""
+    return 2 / (1 + math.sqrt(shape["r"]))
+
+
+def variant(target: Target, kind: str, kv: KV, spectral: Callable[[dict[str, int]], float] = gqa_spectral) -> Target:
+    """``cut``: V (the last of each group) reads the stream detached, its gradient into the stream cut;
+    ``spectral``: K/V init x ``spectral(shape)``."""
     make = target.make
 
     def made(shape, rules):
         model = make(shape, rules)
-        blocks = list(model.get_submodule(layers))
-        if kind == "cut":
-            for block in blocks:
-                block.get_submodule(f"{attn}.{names[1]}").register_forward_pre_hook(lambda _m, a: (a[0].detach(),))
-        elif kind == "spectral":
-            _scale_kv(model, [b.get_submodule(attn) for b in blocks], 2 / (1 + math.sqrt(shape["r"])), names)
+        for group in kv(model):
+            if kind == "cut":
+                group[-1].register_forward_pre_hook(lambda _m, a: (a[0].detach(),))
+            elif kind == "spectral":
+                with torch.no_grad():
+                    for m in group:
+                        m.weight.mul_(spectral(shape))
         return model
 
     return replace(target, make=made)
 
 
+GQA_KV = blocks_kv("blocks", "attn", ("k", "v"))
+HF_KV = blocks_kv("model.layers", "self_attn", ("k_proj", "v_proj"))
+
+
+def mqa_spectral(shape: dict[str, int]) -> float:
+    """The toy's one K/V map (8 rows repeated c = n/8 times): sigma sqrt(c) (sqrt(8) + sqrt(n)) = 1 against
+    sigma 2 sqrt(n) = 1."""
+    n, c = shape["n"], shape["n"] / 8
+    return 2 * math.sqrt(n) / (math.sqrt(c) * (math.sqrt(8) + math.sqrt(n)))
+
+
 def spectral_kv(parametrization: str = "mup", batch: int = 16, seq: int = 32, text: str | None = None) -> Target:
     """The shipped GQA model with K/V's init scaled to the spectral condition, 2 / (1 + sqrt r) x the default."""
-    return variant(gqa_target(GQA, parametrization, text, batch, seq), "spectral", "attn", "blocks", ("k", "v"))
+    return variant(gqa_target(GQA, parametrization, text, batch, seq), "spectral", GQA_KV)
 
 
 def row(name: str, axis, labels: tuple[str, ...]) -> str:
@@ -91,7 +110,7 @@ def main() -> None:
           "allowed change slope up to 0.362 + band 0.25")
     base = gqa_target(GQA, batch=16, seq=32)
     for kind in ("default", "cut", "spectral"):
-        t = base if kind == "default" else variant(base, kind, "attn", "blocks", ("k", "v"))
+        t = base if kind == "default" else variant(base, kind, GQA_KV)
         ax = run_coord_check(t, ["ratio"], s, echo=quiet).axes["ratio"]
         print(row(f"gqa {kind}", ax, ("v", "o", "residual")), flush=True)
 
@@ -100,7 +119,7 @@ def main() -> None:
     for family in ("llama", "granite"):
         base = family_target(f"hf:{family}")
         for kind in ("default", "cut", "spectral"):
-            t = base if kind == "default" else variant(base, kind, "self_attn", "model.layers", ("k_proj", "v_proj"))
+            t = base if kind == "default" else variant(base, kind, HF_KV)
             ax = run_coord_check(t, ["ratio"], s, echo=quiet).axes["ratio"]
             print(row(f"{family} {kind}", ax, ("v_proj", "o_proj", "residual")), flush=True)
 
@@ -116,19 +135,8 @@ def main() -> None:
     toy = _mqa_target(str(folder / "mqa_rules.py"))
     s = CheckSettings(widths=(128, 256, 512, 1024), lr=1e-3, seeds=4, max_seeds=4)
     for kind in ("default", "cut", "spectral"):
-        make = toy.make
-
-        def made(shape, rules, kind=kind, make=make):
-            model = make(shape, rules)
-            if kind == "cut":
-                model[2].register_forward_pre_hook(lambda _m, a: (a[0].detach(),))
-            elif kind == "spectral":           # sigma sqrt(c) (sqrt(8) + sqrt(n)) = 1 against sigma 2 sqrt(n) = 1
-                n, c = shape["n"], shape["n"] / 8
-                with torch.no_grad():
-                    model[2].weight.mul_(2 * math.sqrt(n) / (math.sqrt(c) * (math.sqrt(8) + math.sqrt(n))))
-            return model
-
-        ax = run_coord_check(replace(toy, make=made), ["width"], s, echo=quiet).axes["width"]
+        t = toy if kind == "default" else variant(toy, kind, lambda model: [(model[2],)], mqa_spectral)
+        ax = run_coord_check(t, ["width"], s, echo=quiet).axes["width"]
         print(row(f"mqa {kind}", ax, ("kv", "hid", "out")), flush=True)
 
 

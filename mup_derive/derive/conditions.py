@@ -227,6 +227,16 @@ def mup_rules(op: Op, s: Settings, tie: Tie | None = None) -> tuple[Rule, ...]:
 
 cached_mup_rules = lru_cache(maxsize=None)(mup_rules)
 
+GATE = sp.Symbol("gate", positive=True)
+
+
+def gate_powers(op: Op, s: Settings) -> dict[str, sp.Rational]:
+    """The power of the op's gate in each of its μP rules, keyed as the generated code keys them (init_std,
+    lr_<opt>, ...): the abc-symmetry solved with the gate as a symbol.  Undoing the gate multiplies a rule by
+    gate ** -power."""
+    rules = mup_rules(replace(op, gate=GATE, name="", params=(), parent=None), s)
+    return {r.quantity if r.optimizer is None else f"{r.quantity}_{r.optimizer}": r.term.power(GATE) for r in rules}
+
 
 # --- SP, contractions and the residual ------------------------------------------------------
 def sp_rules(op: Op, tie: Tie | None = None) -> tuple[Rule, ...]:

@@ -47,15 +47,11 @@ def hidden_lr_unscaled(e: Edit) -> bool:
     return e.decl["role"] == "hidden" and _drop(e, "lr")
 
 
-GATE_POWER = {"init_std": -1, "lr_sgd": -2, "wd_sgd": 2, "lr": -1, "wd": 1, "eps": 1}
-
-
 def _ungate(e: Edit) -> bool:
     """Undo the gate of an op that absorbs a multiplier: its rules as if the model applied the table's multiplier
-    (init, LR, WD and eps carry the gate to the powers the engine derives: -1, -1 (SGD -2), +1 (SGD +2), +1)."""
+    (each rule times gate ** -power, the powers the engine derived for it, ``DECLARED[op]["gate_powers"]``)."""
     gate = e.decl["gate"]                                              # type: ignore[typeddict-item]
-    for key in ("init_std", *e.keys("lr"), *e.keys("wd"), *e.keys("eps")):
-        power = GATE_POWER[key] if key in GATE_POWER else GATE_POWER[key.split("_")[0]]
+    for key, power in e.decl["gate_powers"].items():                   # type: ignore[typeddict-item]
         rule = e.mup.get(key, lambda **shape: 1.0)
         e.mup[key] = lambda rule=rule, power=power, **shape: rule(**shape) * gate(**shape) ** -power
     return True

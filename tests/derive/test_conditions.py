@@ -1,10 +1,15 @@
-"""The conditions on low-rank kinds and extra scaled symbols: MQA, MLA (c fixed and c ~ n), LoRA, MoE with scaled E."""
+"""The conditions on low-rank kinds and extra scaled symbols: MQA, MLA (c fixed and c ~ n), LoRA, MoE with scaled E;
+the gate a model puts on an op's output."""
+from dataclasses import replace
+
 import pytest
 import sympy as sp
 
 from mup_derive.declare import load
+from mup_derive.declare.grammar import L
 from mup_derive.derive import Settings, solve
-from tests.helpers import ZOO
+from mup_derive.derive.conditions import gate_powers, mup_rules
+from tests.helpers import GQA, ZOO
 
 HALF = sp.Rational(1, 2)
 
@@ -53,3 +58,24 @@ def test_moe_scaled_experts(zoo):
     assert exps(zoo, "router", "lr", "adam")[E] == 0 and exps(zoo, "router", "lr", "adam")["n"] == -1
     assert exps(zoo, "router", "init_std") == {"n": -1, "L": 0, "r": 0, E: HALF}   # readout to E logits
     assert exps(zoo, "expert_up", "lr", "adam") == {"n": -1, "L": 0, "r": 0, E: 0}
+
+
+# The abc-symmetry (Tensor Programs V, sec. 5): W -> W/g under an output gate g.  Adam, Lion and Muon steps are
+# scale-free in the gradient (LR / g, eps x g); SGD's step is LR x gradient, and the gradient grows with g (LR / g^2);
+# eta * lambda held constant makes each WD the inverse of its LR.
+ABC = {"init_std": -1, "lr_sgd": -2, "wd_sgd": 2, "lr_adam": -1, "lr_adamw": -1, "wd_adamw": 1, "lr_lion": -1,
+       "wd_lion": 1, "lr_muon": -1, "wd_muon": 1, "eps_adam": 1, "eps_adamw": 1}
+
+
+@pytest.mark.parametrize("name,init", [("q", None), ("o", None), ("unembedding", None), ("attn_norm", "keep"),
+                                       ("attn_norm", "ones")])
+def test_gate_powers_are_the_abc_symmetry_and_the_solved_rules_carry_them(name, init):
+    op = next(o for o in load(GQA).ops if o.name == name)
+    op = replace(op, init=init or op.init)
+    powers = gate_powers(op, Settings())
+    expected = {k: p for k, p in ABC.items() if not (k == "init_std" and init == "ones")}   # a declared 1 stays 1
+    assert {k: p for k, p in powers.items() if p} == expected
+    gated, plain = mup_rules(replace(op, gate=L), Settings()), mup_rules(op, Settings())
+    for g, p in zip(gated, plain, strict=True):
+        key = g.quantity if g.optimizer is None else f"{g.quantity}_{g.optimizer}"
+        assert sp.simplify(g.exact / p.exact - L ** powers[key]) == 0, key
