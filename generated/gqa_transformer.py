@@ -403,10 +403,33 @@ class RowBlocks(nn.Module):
         return tuple(b.flatten(0, 1).contiguous() for b in shares)
 
 
+def _row_blocks(module: nn.Module) -> list[tuple[str, RowBlocks]]:
+    """The module's split fused tensors: (attribute, its RowBlocks)."""
+    if not parametrize.is_parametrized(module):
+        return []
+    return [(a, c[0]) for a, c in module.parametrizations.items() if isinstance(c[0], RowBlocks)]
+
+
+def _save_fused(module: nn.Module, state_dict: dict, prefix: str, _metadata: dict) -> None:
+    """State-dict post-hook: a split tensor is saved as the stock module saves it, one fused ``weight``."""
+    for attr, blocks in _row_blocks(module):
+        for i in range(len(blocks.sizes)):
+            state_dict.pop(f"{prefix}parametrizations.{attr}.original{i}", None)
+        state_dict[prefix + attr] = getattr(module, attr).detach()
+
+
+def _load_fused(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    """Load pre-hook: a fused ``weight`` (as the stock module saves it) is split into the blocks."""
+    for attr, blocks in _row_blocks(module):
+        if prefix + attr in state_dict:
+            for i, block in enumerate(blocks.right_inverse(state_dict.pop(prefix + attr))):
+                state_dict[f"{prefix}parametrizations.{attr}.original{i}"] = block
+
+
 def split_fused(model: nn.Module, shape: dict | None = None) -> None:
     """Give the row blocks of every fused tensor their own parameters (``...parametrizations.weight.original<i>``),
-    so that each block gets its own init, LR, WD and eps; forward still sees the fused tensor.  Idempotent;
-    :func:`merge_fused` undoes it (e.g. before saving in the model's own format)."""
+    so that each block gets its own init, LR, WD and eps; forward still sees the fused tensor, and state dicts hold
+    it as the stock model's do (saved fused, split on load).  Idempotent; :func:`merge_fused` undoes it."""
     if not FUSED:
         return
     shape, _ = _shape_of(model, shape, None)
@@ -418,15 +441,17 @@ def split_fused(model: nn.Module, shape: dict | None = None) -> None:
             groups = DECLARED[blocks[0]].get("interleave", lambda **_: 1)(**shape)
             parametrize.register_parametrization(module, attr, RowBlocks([_stored(op, shape) for op in blocks],
                                                                          int(groups)), unsafe=True)
+            if not getattr(module, "_fused_state_hooks", False):
+                module.register_state_dict_post_hook(_save_fused)
+                module.register_load_state_dict_pre_hook(_load_fused)
+                module._fused_state_hooks = True
 
 
 def merge_fused(model: nn.Module) -> None:
     """Undo :func:`split_fused`: every fused tensor a plain parameter again, holding the blocks' current values."""
     for module in list(model.modules()):
-        if parametrize.is_parametrized(module):
-            for attr in list(module.parametrizations.keys()):
-                if isinstance(module.parametrizations[attr][0], RowBlocks):
-                    parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
+        for attr, _blocks in _row_blocks(module):
+            parametrize.remove_parametrizations(module, attr, leave_parametrized=True)
 
 
 def _want(op: str, param: torch.Tensor, shape: dict) -> tuple[int, ...] | None:

@@ -6,14 +6,21 @@ pre-norm.  The gates that absorb μP's multipliers therefore go on the gains aft
 would be normalised away.  This runs μP, SP and both controls on the default axes, then depth at L = 2-8 and
 8-32 with HF's input init (std 0.02) and with an input std of 1 (TP5's Θ(1) input init, x50).
 Run: PYTHONPATH=reports python reports/olmo2_depth.py > reports/olmo2_depth.txt
+
+``PYTHONPATH=reports python reports/olmo2_depth.py sweep >> reports/olmo2_depth.txt`` decides with training: the LR
+optimum across L = 2, 4, 8 (width 128, 200 AdamW steps, 2 seeds) under μP with HF's input init and with an input std
+of 1, under SP, and for the pre-norm Llama under μP as the reference.
 """
 import importlib
+import sys
 from dataclasses import replace
 
 import torch
 from hf_families import line, quiet
 
 from mup_derive.validate import CheckSettings, resolve, run_coord_check
+from mup_derive.validate.settings import SweepGrid
+from mup_derive.validate.sweep import run_sweep
 from mup_derive.validate.target import Target
 
 importlib.import_module("mup_derive.apply.parametrize").POST_NORM = ()   # this study only: parametrize refuses OLMo2
@@ -29,7 +36,25 @@ def input_std_times(target: Target, factor: float) -> Target:
     return replace(target, make=make)
 
 
-if __name__ == "__main__":
+def sweeps() -> None:
+    """The LR optimum across depth: its shift, per-seed spread and best losses."""
+    grid = SweepGrid(axis="depth", values=(2, 4, 8), lrs=(5e-4, 1e-3, 2e-3, 4e-3, 8e-3),
+                     shape={"n": 128, "L": 2, "r": 1}, steps=200, seeds=2)
+    cases = (("olmo2 mup input std 0.02", resolve("hf:olmo2", "mup", batch=8, seq=64)),
+             ("olmo2 mup input std 1", input_std_times(resolve("hf:olmo2", "mup", batch=8, seq=64), 50.0)),
+             ("olmo2 sp", resolve("hf:olmo2", "sp", batch=8, seq=64)),
+             ("llama mup (pre-norm)", resolve("hf:llama", "mup", batch=8, seq=64)))
+    print("\n# LR optimum across L = 2, 4, 8: width 128, 200 AdamW steps, batch 8 x 64 (synthetic task), 2 seeds")
+    for name, target in cases:
+        rep = run_sweep(target, grid, echo=quiet)
+        optima = ", ".join(f"{r.best_lr:.2e}" if r.best_lr else "edge" for r in rep.runs)
+        seeds = rep.shift_log2_seeds.get("0.0") or next(iter(rep.shift_log2_seeds.values()))
+        print(f"{name:<26} optima {optima}  shift {rep.shift_log2 or float('nan'):.2f} octave "
+              f"(per seed {seeds.mean:.2f} +- {seeds.sd:.2f})  best loss "
+              + ", ".join(f"{r.best_loss:.3f}" for r in rep.runs), flush=True)
+
+
+def checks() -> None:
     s = CheckSettings()
     for p in ("mup", "sp"):
         print("olmo2", p, line(run_coord_check(resolve("hf:olmo2", p), ["width", "ratio", "depth"], s, echo=quiet)),
@@ -45,3 +70,7 @@ if __name__ == "__main__":
                       if lab in ("q_proj", "down_proj", "residual")}
             print(f"olmo2 mup depths {depths} input std {0.02 * factor:g}:", line(rep), "rms slopes at init", slopes,
                   flush=True)
+
+
+if __name__ == "__main__":
+    sweeps() if sys.argv[1:] == ["sweep"] else checks()

@@ -8,7 +8,8 @@ sqrt(d_head) -- the model's 1/sqrt(d) over μP's 1/d -- and each branch's last o
 engine derives their init, LR, WD and eps exactly for every optimizer.  Since the weights carry the
 multipliers, a saved and loaded state keeps the parametrization (``save_pretrained``/``from_pretrained``, litgpt's
 and torchtitan's state dicts); a Hugging Face ``config.mup`` also records it, so that a model saved under another
-parametrization, base or alpha is refused (litgpt's and torchtitan's configs have no place for that record).
+parametrization, base or alpha is refused; litgpt's and torchtitan's configs have no place for that record, so it
+goes into their state dict's metadata, and a state dict saved under another parametrization is refused on load.
 """
 from __future__ import annotations
 
@@ -109,15 +110,39 @@ def _checked(base: dict[str, int], symbols: set[str], alpha: float | Fraction,
     return tuple(sorted(base.items())), Fraction(alpha).limit_denominator(64)
 
 
-def _record(model: Any, base: dict[str, int], alpha: Fraction, parametrization: str) -> None:
-    """Write the parametrization into ``config.mup``, refusing a model that carries another one."""
-    want = {"parametrization": parametrization, "base": dict(sorted(base.items())), "alpha": str(alpha)}
-    have = getattr(model.config, "mup", None)
+RECORD = "mup_record"     # the attribute that holds a litgpt or torchtitan model's record
+
+
+def _refuse(have: dict | None, want: dict, where: str) -> None:
     if have is not None and have != want:
         diff = sorted(k for k in want if have.get(k) != want[k])
-        raise ValueError(f"model: its config.mup was written under another parametrization ({', '.join(diff)} "
-                         f"differ: {have} vs {want})")
-    model.config.mup = want
+        raise ValueError(f"model: {where} was written under another parametrization ({', '.join(diff)} differ: "
+                         f"{have} vs {want})")
+
+
+def _save_record(module: Any, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    local_metadata["mup"] = dict(getattr(module, RECORD))
+
+
+def _check_record(module: Any, state_dict: dict, prefix: str, local_metadata: dict, *_: Any) -> None:
+    _refuse(local_metadata.get("mup"), getattr(module, RECORD), "the state dict")
+
+
+def _record(model: Any, key: str, base: dict[str, int], alpha: Fraction, parametrization: str) -> None:
+    """Record the parametrization with the model, refusing one that carries another: a Hugging Face model's
+    ``config.mup``; for litgpt and torchtitan, whose configs have no place for it, the state dict's metadata
+    (``state_dict()._metadata``, which ``torch.save`` keeps), checked when a state dict loads into the model."""
+    want = {"parametrization": parametrization, "base": dict(sorted(base.items())), "alpha": str(alpha)}
+    if key.startswith("hf:"):
+        _refuse(getattr(model.config, "mup", None), want, "its config.mup")
+        model.config.mup = want
+        return
+    have = getattr(model, RECORD, None)
+    _refuse(have, want, "it")
+    if have is None:
+        model.register_state_dict_post_hook(_save_record)
+        model.register_load_state_dict_pre_hook(_check_record)
+    setattr(model, RECORD, want)
 
 
 def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float = 0.0, eps: float = 1e-8,
@@ -130,7 +155,8 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
 
     A GQA causal LM of a supported family (Hugging Face, litgpt's GPT, torchtitan's Llama 3) needs nothing else:
     its declaration is inferred and the attention scale and residual multiplier are absorbed into its weights
-    (module docstring); a Hugging Face model also records the parametrization in ``config.mup``.  Any other
+    (module docstring); the parametrization is recorded with the model (:func:`_record`), so that a model or
+    state dict made under another one is refused.  Any other
     ``nn.Module`` takes a ``declaration`` and its ``shape``; it must apply the table's multipliers itself
     (``rules_for(...).multiplier``) or declare gates that absorb them."""
     if declaration is not None and shape is None:
@@ -138,8 +164,7 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
     if declaration is None:
         key, shape, dims = identify(model)
         rules = family_rules(key, dims, base, alpha, parametrization)
-        if key.startswith("hf:"):
-            _record(model, base, Fraction(alpha).limit_denominator(64), parametrization)
+        _record(model, key, base, Fraction(alpha).limit_denominator(64), parametrization)
     else:
         rules = rules_for(model, base, alpha, parametrization, declaration)
     if init:

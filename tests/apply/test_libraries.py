@@ -1,6 +1,8 @@
 """parametrize() on litgpt's GPT and torchtitan's Llama 3, unedited: init stds measured on the tensors, the
 interleaved wqkv split as torchtitan splits it, a saved state that keeps the parametrization, and the coordinate
 check (μP passes along width, r and depth; SP and both controls fail)."""
+import io
+
 import pytest
 import torch
 
@@ -58,17 +60,50 @@ def test_the_interleaved_blocks_are_torchtitans_own_q_k_v():
 
 @pytest.mark.parametrize("key", FAMILIES)
 def test_a_saved_state_keeps_the_parametrization(key):
-    """The multipliers live in the weights: a state dict saved after merge_fused loads into a fresh stock model,
-    which then computes the same logits."""
+    """The multipliers live in the weights: the split model's state dict has the stock model's keys (the fused
+    tensor saved whole) and loads into a fresh stock model, which then computes the same logits."""
     torch.manual_seed(0)
     model = build_model(key, SHAPE)
     parametrize(model, BASE, lr=1e-3)
-    rules_for(model, BASE).merge_fused(model)
     fresh = build_model(key, SHAPE)
+    assert list(model.state_dict()) == list(fresh.state_dict())
     fresh.load_state_dict(model.state_dict())
     x = torch.randint(0, 256, (2, 12))
     model.eval(), fresh.eval()
     assert torch.allclose(model(x), fresh(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("key", FAMILIES)
+def test_a_state_dict_saved_under_another_parametrization_is_refused(key):
+    """The configs have no place for the record, so the state dict's metadata carries it through torch.save and
+    torch.load: a model parametrized from the same base loads it (its fused tensor split into the blocks, equal
+    logits), one from another base or alpha refuses it in one line that names what differs, and a stock model still
+    loads it."""
+    torch.manual_seed(0)
+    model = build_model(key, SHAPE)
+    parametrize(model, BASE, lr=1e-3)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+
+    def load(into):
+        buffer.seek(0)
+        into.load_state_dict(torch.load(buffer))
+
+    same, other_base, other_alpha, stock = (build_model(key, SHAPE) for _ in range(4))
+    parametrize(same, BASE, lr=1e-3, init=False)
+    load(same)
+    x = torch.randint(0, 256, (2, 12))
+    model.eval(), same.eval()
+    assert torch.allclose(model(x), same(x), atol=1e-6)
+    parametrize(other_base, {**BASE, "n": 2 * BASE["n"]}, lr=1e-3, init=False)
+    with pytest.raises(ValueError, match=r"^model: the state dict was written under another parametrization \(base "):
+        load(other_base)
+    parametrize(other_alpha, BASE, lr=1e-3, alpha=0.5, init=False)
+    with pytest.raises(ValueError, match=r"another parametrization \(alpha differ"):
+        load(other_alpha)
+    load(stock)
+    with pytest.raises(ValueError, match=r"^model: it was written under another parametrization \(alpha"):
+        parametrize(same, BASE, lr=1e-3, alpha=0.5, init=False)
 
 
 @pytest.mark.parametrize("key", FAMILIES)

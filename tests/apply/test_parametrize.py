@@ -36,9 +36,12 @@ def test_three_lines_for_a_stock_llama():
     assert torch.all(layer.input_layernorm.weight == 1)
 
 
-def test_the_parametrization_survives_save_and_load(tmp_path):
+@pytest.mark.parametrize("family", ["qwen2", "phi3"])
+def test_the_parametrization_survives_save_and_load(tmp_path, family):
+    """save_pretrained writes the stock model's tensors (Phi3's split qkv_proj saved fused), from_pretrained gives
+    the same logits, config.mup keeps the record and a loaded model under another one is refused."""
     torch.manual_seed(0)
-    model = hf_model("qwen2", SHAPE)
+    model = hf_model(family, SHAPE)
     groups = parametrize(model, BASE, lr=1e-3)
     model.save_pretrained(tmp_path)
     back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
