@@ -1,17 +1,16 @@
-"""OLMo2 under parametrize's derived gates, with its refusal lifted for this study (CPU, default check settings).
+"""OLMo2 under parametrize's derived gates (CPU, default check settings).
 
 OLMo2 normalises q and k over the whole projection (QK-norm) and each branch output (post-norm), and has no
 pre-norm.  The gates that absorb μP's multipliers therefore go on the gains after the normalisations
 (``ABSORB["olmo2"]``: sqrt(d_head) on q_norm, L^alpha on the two post-norm gains); a gate on q_proj or o_proj
-would be normalised away.  This runs μP, SP and both controls on the default axes, then depth at L = 2-8 and
-8-32 with HF's input init (std 0.02) and with an input std of 1 (TP5's Θ(1) input init, x50).
+would be normalised away; the embedding is drawn at std 1 (``INPUT_STD``).  This runs μP, SP and both controls on
+the default axes, then depth at L = 2-8 and 8-32 with HF's input init (std 0.02) and with parametrize's std 1.
 Run: PYTHONPATH=reports python reports/olmo2_depth.py > reports/olmo2_depth.txt
 
 ``PYTHONPATH=reports python reports/olmo2_depth.py sweep >> reports/olmo2_depth.txt`` decides with training: the LR
 optimum across L = 2, 4, 8 (width 128, 200 AdamW steps, 2 seeds) under μP with HF's input init and with an input std
-of 1, under SP, and for the pre-norm Llama under μP as the reference.
+of 1.
 """
-import importlib
 import sys
 from dataclasses import replace
 
@@ -23,11 +22,9 @@ from mup_derive.validate.settings import SweepGrid
 from mup_derive.validate.sweep import run_sweep
 from mup_derive.validate.target import Target
 
-importlib.import_module("mup_derive.apply.parametrize").POST_NORM = ()   # this study only: parametrize refuses OLMo2
-
 
 def input_std_times(target: Target, factor: float) -> Target:
-    """The target with its embedding's init multiplied by ``factor`` after parametrize's init."""
+    """The target with its embedding's init multiplied by ``factor`` after parametrize's init (std 1 under μP)."""
     def make(shape: dict[str, int], rules: object) -> torch.nn.Module:
         model = target.make(shape, rules)
         with torch.no_grad():
@@ -40,10 +37,8 @@ def sweeps() -> None:
     """The LR optimum across depth: its shift, per-seed spread and best losses."""
     grid = SweepGrid(axis="depth", values=(2, 4, 8), lrs=(5e-4, 1e-3, 2e-3, 4e-3, 8e-3),
                      shape={"n": 128, "L": 2, "r": 1}, steps=200, seeds=2)
-    cases = (("olmo2 mup input std 0.02", resolve("hf:olmo2", "mup", batch=8, seq=64)),
-             ("olmo2 mup input std 1", input_std_times(resolve("hf:olmo2", "mup", batch=8, seq=64), 50.0)),
-             ("olmo2 sp", resolve("hf:olmo2", "sp", batch=8, seq=64)),
-             ("llama mup (pre-norm)", resolve("hf:llama", "mup", batch=8, seq=64)))
+    cases = (("olmo2 mup input std 0.02", input_std_times(resolve("hf:olmo2", "mup", batch=8, seq=64), 0.02)),
+             ("olmo2 mup input std 1", resolve("hf:olmo2", "mup", batch=8, seq=64)))
     print("\n# LR optimum across L = 2, 4, 8: width 128, 200 AdamW steps, batch 8 x 64 (synthetic task), 2 seeds")
     for name, target in cases:
         rep = run_sweep(target, grid, echo=quiet)
@@ -63,12 +58,12 @@ def checks() -> None:
         print("olmo2", control, line(run_coord_check(resolve("hf:olmo2"), axes, s, control=control, echo=quiet)),
               flush=True)
     for depths in ((2, 4, 8), (8, 16, 32)):
-        for factor in (1.0, 50.0):
+        for factor in (0.02, 1.0):
             rep = run_coord_check(input_std_times(resolve("hf:olmo2"), factor), ["depth"], replace(s, depths=depths),
                                   echo=quiet)
             slopes = {lab: f"{v.metrics['rms'].slope[0]:+.2f}" for lab, v in rep.axes["depth"].labels.items()
                       if lab in ("q_proj", "down_proj", "residual")}
-            print(f"olmo2 mup depths {depths} input std {0.02 * factor:g}:", line(rep), "rms slopes at init", slopes,
+            print(f"olmo2 mup depths {depths} input std {factor:g}:", line(rep), "rms slopes at init", slopes,
                   flush=True)
 
 

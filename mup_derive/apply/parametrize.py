@@ -44,9 +44,11 @@ ABSORB: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "litgpt:gpt": ("q", "sqrt(n / heads)", ("attn_proj", "mlp_proj")),
     "torchtitan:llama3": ("wq", "sqrt(n / heads)", ("wo", "w2")),
 }
-# Post-norm families with no pre-norm: every branch reads the raw stream, whose size at init the depth check
-# finds changing with L at L = 2-8 under HF's input init (reports/olmo2_depth.md), so parametrize refuses them.
-POST_NORM = ("hf:olmo2",)
+# Families with no pre-norm (post-norm blocks only): every branch reads the raw stream, so the depth rules hold only
+# where the embedding carries the stream at init, not the L^-alpha branches.  HF's input std of 0.02 leaves it to
+# the branches (OLMo2's LR optimum moved 1.7 octaves over L = 2-8); Tensor Programs V's Theta(1) input init at std 1
+# (PyTorch's nn.Embedding default) moved it 0.1 (reports/olmo2_depth.md): their embedding is drawn at that std.
+INPUT_STD = {"hf:olmo2": 1.0}
 
 
 @lru_cache(maxsize=32)
@@ -92,10 +94,6 @@ def family_rules(key: str, dims: dict[str, int], base: dict[str, int], alpha: fl
     """The rules module of the family ``key`` with fixed ``dims``, the multipliers absorbed (μP)."""
     if key not in ABSORB:
         raise ValueError(f"unknown model family {key!r}; supported: {', '.join(ABSORB)}")
-    if key in POST_NORM:
-        raise ValueError(f"model: {key[3:]} has post-norm blocks and no pre-norm, and its depth rules did not pass "
-                         "the coordinate check at L = 2-8 (reports/olmo2_depth.md), so parametrize refuses it "
-                         f"(`mup-derive declare {key}` and `generate` give its rules)")
     base_key, a = _checked(base, {"n", "L", "r"}, alpha, parametrization)
     return _rules(key, tuple(sorted(dims.items())), base_key, a, parametrization)
 
@@ -145,6 +143,19 @@ def _record(model: Any, key: str, base: dict[str, int], alpha: Fraction, paramet
     setattr(model, RECORD, want)
 
 
+def family_init(key: str, rules: Any, model: Any, shape: dict[str, int], std: float = 0.02,
+                parametrization: str = "mup") -> None:
+    """Initialise a family's model by its rules from base std ``std``; the input embedding of a family without a
+    pre-norm from its :data:`INPUT_STD` instead (μP)."""
+    import torch
+    rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
+    if parametrization == "mup" and key in INPUT_STD:
+        weight = model.get_input_embeddings().weight
+        op = rules.op_of(next(n for n, p in model.named_parameters() if p is weight))
+        with torch.no_grad():
+            weight.normal_(0.0, INPUT_STD[key] * rules.ratio(op, "init_std", shape))
+
+
 def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float = 0.0, eps: float = 1e-8,
                 optimizer: str = "adamw", std: float = 0.02, alpha: float | Fraction = 1,
                 parametrization: str = "mup", init: bool = True,
@@ -165,9 +176,11 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
         key, shape, dims = identify(model)
         rules = family_rules(key, dims, base, alpha, parametrization)
         _record(model, key, base, Fraction(alpha).limit_denominator(64), parametrization)
+        if init:
+            family_init(key, rules, model, shape, std, parametrization)
     else:
         rules = rules_for(model, base, alpha, parametrization, declaration)
-    if init:
-        rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
+        if init:
+            rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
     return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,
                                    shape=shape, parametrization=parametrization))

@@ -1,6 +1,6 @@
 """Family targets (``hf:FAMILY``, ``litgpt:gpt``, ``torchtitan:llama3``) for the coordinate check and the sweeps:
-tiny models of the family at each shape, initialised by :func:`~.parametrize.family_rules` (μP with the multipliers
-absorbed, or SP)."""
+tiny models of the family at each shape, initialised as parametrize does (:func:`~.parametrize.family_init`: μP with
+the multipliers absorbed, or SP)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +8,7 @@ from typing import Any
 from ..infer.families import TINY, build_model, family_spec
 from ..validate.data import MarkovTask, TextTask
 from ..validate.target import Target
-from .parametrize import family_rules
+from .parametrize import family_init, family_rules
 
 BASE = {"n": 128, "L": 2, "r": 1}
 
@@ -29,7 +29,7 @@ def family_target(key: str, parametrization: str = "mup", batch: int = 2, seq: i
 
     def make(shape: dict[str, int], rules: Any) -> Any:
         model = build_model(key, shape)
-        rules.init_weights(model, shape=shape, parametrization=parametrization)
+        family_init(key, rules, model, shape, parametrization=parametrization)
         return model
 
     def loss(model: Any, tokens: Any) -> Any:

@@ -74,6 +74,24 @@ def test_gemma2_post_norm_gains_carry_the_residual_multiplier():
     assert model.model.embed_tokens.weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)   # / sqrt(n) ratio
 
 
+def test_olmo2_gates_sit_after_its_norms_and_its_embedding_carries_the_stream():
+    """OLMo2 has no pre-norm: q's gate sqrt(d_head) goes on q_norm and the residual multiplier on the post-norm gains
+    (at L = 4 from a base of 2 they start at 1/2), and the embedding is drawn at std 1 (TP5's Θ(1) input init), so
+    that it, not the L^-1 branches, carries the stream each branch reads.  SP keeps the base std."""
+    torch.manual_seed(0)
+    model = hf_model("olmo2", SHAPE)
+    groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2)}
+    layer = model.model.layers[0]
+    assert torch.allclose(layer.post_attention_layernorm.weight, torch.tensor(0.5))
+    assert torch.allclose(layer.post_feedforward_layernorm.weight, torch.tensor(0.5))
+    assert torch.allclose(layer.self_attn.q_norm.weight, torch.tensor(1 / 2))    # sqrt(d_head0 / d_head), d_head x4
+    assert groups["post_attention_layernorm"]["lr"] == pytest.approx(1e-2 / 2)
+    assert model.model.embed_tokens.weight.std().item() == pytest.approx(1.0, rel=0.05)
+    sp = hf_model("olmo2", SHAPE)
+    parametrize(sp, BASE, lr=1e-2, parametrization="sp")
+    assert sp.model.embed_tokens.weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
 def test_compiled_forward_and_backward_of_a_parametrized_phi3():
     """Phi3's fused qkv is split into row blocks; the model still compiles, forward and backward."""
     torch.manual_seed(0)
@@ -96,8 +114,6 @@ def test_bad_calls_are_one_line(bad, message):
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="none of the supported families"):
         parametrize(torch.nn.Linear(2, 2), BASE, lr=1e-3)
-    with pytest.raises(ValueError, match="post-norm blocks and no pre-norm"):
-        parametrize(hf_model("olmo2", BASE), BASE, lr=1e-3)
 
 
 def test_coordinate_check_on_a_stock_llama():
@@ -130,8 +146,6 @@ def test_coordinate_check_on_a_stock_gemma2():
 def test_an_unknown_family_target_is_named():
     with pytest.raises(TargetError, match="unknown model family"):
         resolve("hf:bert")
-    with pytest.raises(TargetError, match="post-norm blocks and no pre-norm"):
-        resolve("hf:olmo2")
     assert math.isfinite(rules_for(hf_model("llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
 
 
