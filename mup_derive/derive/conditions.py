@@ -47,6 +47,11 @@ class Rule:
     def exact(self) -> sp.Expr:
         return self.term.expr
 
+    @property
+    def key(self) -> str:
+        """The rule's key in generated code: the quantity, with ``_<optimizer>`` where it has one."""
+        return self.quantity if self.optimizer is None else f"{self.quantity}_{self.optimizer}"
+
 
 @dataclass(frozen=True)
 class Tie:
@@ -227,15 +232,13 @@ def mup_rules(op: Op, s: Settings, tie: Tie | None = None) -> tuple[Rule, ...]:
 
 cached_mup_rules = lru_cache(maxsize=None)(mup_rules)
 
-GATE = sp.Symbol("gate", positive=True)
-
-
-def gate_powers(op: Op, s: Settings) -> dict[str, sp.Rational]:
-    """The power of the op's gate in each of its μP rules, keyed as the generated code keys them (init_std,
-    lr_<opt>, ...): the abc-symmetry solved with the gate as a symbol.  Undoing the gate multiplies a rule by
-    gate ** -power."""
-    rules = mup_rules(replace(op, gate=GATE, name="", params=(), parent=None), s)
-    return {r.quantity if r.optimizer is None else f"{r.quantity}_{r.optimizer}": r.term.power(GATE) for r in rules}
+def ungate(op: Op, s: Settings) -> dict[str, Term]:
+    """{key: the op's μP rule with no gate over the rule with its gate} for every rule the gate changes (keys as the
+    generated code has them: init_std, lr_<opt>, ...): the exact factor that undoes the gate, the abc-symmetry under
+    the settings' conventions (gate^-1 on an Adam LR, gate^-2 on SGD's; none on a WD whose convention drops the
+    gate's symbols)."""
+    gated, plain = mup_rules(op, s), mup_rules(replace(op, gate=sp.Integer(1)), s)
+    return {g.key: p.term / g.term for g, p in zip(gated, plain, strict=True) if g.term != p.term}
 
 
 # --- SP, contractions and the residual ------------------------------------------------------

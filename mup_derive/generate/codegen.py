@@ -11,7 +11,7 @@ import jinja2
 import sympy as sp
 from sympy.printing.pycode import pycode
 
-from ..declare.ops import Architecture, Op, fused_groups
+from ..declare.ops import Architecture, fused_groups
 from ..derive import conditions
 from ..derive.settings import OPTIMIZERS, Settings
 from ..derive.solver import Table, solve
@@ -80,12 +80,6 @@ def check_base(arch: Architecture, base: dict[str, int]) -> None:
                              f"{op.interleave} groups at the base shape {base}")
 
 
-def _gate_powers(op: Op, settings: Settings) -> str:
-    """The op's nonzero gate powers (:func:`conditions.gate_powers`) as a Python dict literal."""
-    powers = conditions.gate_powers(op, replace(settings, parametrization="mup"))
-    return "{" + ", ".join(f'"{k}": {pycode(p)}' for k, p in powers.items() if p != 0) + "}"
-
-
 def default_base(arch: Architecture) -> dict[str, int]:
     """The default base shape: n = 128, L = 2, r = 1 and every declared scaled symbol at 1."""
     return {"n": 128, "L": 2, "r": 1, **{k: 1 for k in arch.scaled}}
@@ -118,7 +112,9 @@ def generate_module(arch: Architecture, settings: Settings | None = None, base: 
                        for op in arch.ops},
                batches={op.name: _py(op.batch, arch.dim_symbols) for op in arch.ops},
                gates={op.name: _py(op.gate, arch.dim_symbols) for op in arch.ops},
-               gate_powers={op.name: _gate_powers(op, settings) for op in arch.ops if op.gate != 1},
+               ungates={op.name: {k: _py(t.expr, arch.dim_symbols)
+                                 for k, t in conditions.ungate(op, mup.settings).items()}
+                        for op in arch.ops if op.gate != 1},
                interleaves={op.name: _py(op.interleave, arch.dim_symbols) for op in arch.ops},
                fused=_fused(arch))
     return env.get_template("module.py.j2").render(**ctx)

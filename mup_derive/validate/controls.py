@@ -49,11 +49,10 @@ def hidden_lr_unscaled(e: Edit) -> bool:
 
 def _ungate(e: Edit) -> bool:
     """Undo the gate of an op that absorbs a multiplier: its rules as if the model applied the table's multiplier
-    (each rule times gate ** -power, the powers the engine derived for it, ``DECLARED[op]["gate_powers"]``)."""
-    gate = e.decl["gate"]                                              # type: ignore[typeddict-item]
-    for key, power in e.decl["gate_powers"].items():                   # type: ignore[typeddict-item]
+    (each rule times the factor the engine derived for it, ``DECLARED[op]["ungate"]``)."""
+    for key, factor in e.decl["ungate"].items():                        # type: ignore[typeddict-item]
         rule = e.mup.get(key, lambda **shape: 1.0)
-        e.mup[key] = lambda rule=rule, power=power, **shape: rule(**shape) * gate(**shape) ** -power
+        e.mup[key] = lambda rule=rule, factor=factor, **shape: rule(**shape) * factor(**shape)
     return True
 
 

@@ -6,9 +6,9 @@ import pytest
 import sympy as sp
 
 from mup_derive.declare import load
-from mup_derive.declare.grammar import L
+from mup_derive.declare.grammar import L, n
 from mup_derive.derive import Settings, solve
-from mup_derive.derive.conditions import gate_powers, mup_rules
+from mup_derive.derive.conditions import ungate
 from tests.helpers import GQA, ZOO
 
 HALF = sp.Rational(1, 2)
@@ -62,20 +62,28 @@ def test_moe_scaled_experts(zoo):
 
 # The abc-symmetry (Tensor Programs V, sec. 5): W -> W/g under an output gate g.  Adam, Lion and Muon steps are
 # scale-free in the gradient (LR / g, eps x g); SGD's step is LR x gradient, and the gradient grows with g (LR / g^2);
-# eta * lambda held constant makes each WD the inverse of its LR.
+# eta * lambda held constant makes each WD the inverse of its LR.  Undoing the gate multiplies by g ** -power.
 ABC = {"init_std": -1, "lr_sgd": -2, "wd_sgd": 2, "lr_adam": -1, "lr_adamw": -1, "wd_adamw": 1, "lr_lion": -1,
        "wd_lion": 1, "lr_muon": -1, "wd_muon": 1, "eps_adam": 1, "eps_adamw": 1}
 
 
 @pytest.mark.parametrize("name,init", [("q", None), ("o", None), ("unembedding", None), ("attn_norm", "keep"),
                                        ("attn_norm", "ones")])
-def test_gate_powers_are_the_abc_symmetry_and_the_solved_rules_carry_them(name, init):
+def test_ungating_is_the_abc_symmetry(name, init):
     op = next(o for o in load(GQA).ops if o.name == name)
-    op = replace(op, init=init or op.init)
-    powers = gate_powers(op, Settings())
+    op = replace(op, init=init or op.init, gate=L)
+    factors = ungate(op, Settings())
     expected = {k: p for k, p in ABC.items() if not (k == "init_std" and init == "ones")}   # a declared 1 stays 1
-    assert {k: p for k, p in powers.items() if p} == expected
-    gated, plain = mup_rules(replace(op, gate=L), Settings()), mup_rules(op, Settings())
-    for g, p in zip(gated, plain, strict=True):
-        key = g.quantity if g.optimizer is None else f"{g.quantity}_{g.optimizer}"
-        assert sp.simplify(g.exact / p.exact - L ** powers[key]) == 0, key
+    assert set(factors) == set(expected)
+    for key, power in expected.items():
+        assert sp.simplify(factors[key].expr - L ** -power) == 0, key
+
+
+def test_ungating_follows_the_wd_convention():
+    """CompleteP's width-only WD drops the depth symbols of 1/eta, so a residual gate L leaves WD unchanged, while a
+    gate in the width (the query's sqrt(d_head)) is undone on it too."""
+    ops = {o.name: o for o in load(GQA).ops}
+    s = Settings(wd="width-only")
+    assert not any(k.startswith("wd_") for k in ungate(replace(ops["o"], gate=L), s))
+    factors = ungate(replace(ops["q"], gate=sp.sqrt(n)), s)
+    assert sp.simplify(factors["wd_adamw"].expr - 1 / sp.sqrt(n)) == 0
