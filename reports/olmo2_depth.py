@@ -4,7 +4,9 @@ OLMo2 normalises q and k over the whole projection (QK-norm) and each branch out
 pre-norm.  The gates that absorb μP's multipliers therefore go on the gains after the normalisations
 (``ABSORB["olmo2"]``: sqrt(d_head) on q_norm, L^alpha on the two post-norm gains); a gate on q_proj or o_proj
 would be normalised away; the embedding is drawn at std 1 (``INPUT_STD``).  This runs μP, SP and both controls on
-the default axes, then depth at L = 2-8 and 8-32 with HF's input init (std 0.02) and with parametrize's std 1.
+the default axes, then depth at L = 2-8 and 8-32 with HF's input init (std 0.02) and with parametrize's std 1, and
+along depth two variants: the declaration without its ``stream_degree`` (the check's allowance for ops that read
+the raw stream) and μP with every branch LR divided by L (a broken rule the allowance must not hide).
 Run: PYTHONPATH=reports python reports/olmo2_depth.py > reports/olmo2_depth.txt
 
 ``PYTHONPATH=reports python reports/olmo2_depth.py sweep >> reports/olmo2_depth.txt`` decides with training: the LR
@@ -18,6 +20,7 @@ import torch
 from hf_families import line, quiet
 
 from mup_derive.validate import CheckSettings, resolve, run_coord_check
+from mup_derive.validate.rules import load_rules
 from mup_derive.validate.settings import SweepGrid
 from mup_derive.validate.sweep import run_sweep
 from mup_derive.validate.target import Target
@@ -49,6 +52,32 @@ def sweeps() -> None:
               + ", ".join(f"{r.best_loss:.3f}" for r in rep.runs), flush=True)
 
 
+def edited(target: Target, edit: object) -> Target:
+    """``target`` with a fresh copy of its rules, edited in place by ``edit(rules)``."""
+    rules = load_rules(target.rules.__file__, fresh=True)
+    edit(rules)
+    return replace(target, rules=rules)
+
+
+def undeclared(rules: object) -> None:
+    """Drop the declared stream degrees (the check then judges every op as read through a norm)."""
+    for decl in rules.DECLARED.values():
+        decl.pop("stream_degree", None)
+
+
+def over_depth(rule: object) -> object:
+    return lambda **s: rule(**s) / s["L"]
+
+
+def branch_lr_over_depth(rules: object) -> None:
+    """Every branch op's LR divided by L."""
+    for op, decl in rules.DECLARED.items():
+        if decl["branch"] and decl["role"] != "contraction":
+            table = rules.RULES["mup"].setdefault(op, {})
+            for key in [f"lr_{o}" for o in rules.OPTIMIZERS]:
+                table[key] = over_depth(table.get(key, lambda **s: 1.0))
+
+
 def checks() -> None:
     s = CheckSettings()
     for p in ("mup", "sp"):
@@ -65,6 +94,9 @@ def checks() -> None:
                       if lab in ("q_proj", "down_proj", "residual")}
             print(f"olmo2 mup depths {depths} input std {factor:g}:", line(rep), "rms slopes at init", slopes,
                   flush=True)
+    for name, edit in (("without stream_degree", undeclared), ("branch LR / L", branch_lr_over_depth)):
+        rep = run_coord_check(edited(resolve("hf:olmo2"), edit), ["depth"], s, echo=quiet)
+        print(f"olmo2 mup {name}:", line(rep), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import sympy as sp
+
 from ..atomic import write_text
 from ..declare.build import architecture, load
 from ..declare.ops import Architecture
 from ..derive.settings import Settings
+from ..derive.solver import solve
 from ..generate.codegen import generate_module
 from ..infer.families import family_spec, identify
 from ..infer.fit import infer
@@ -51,10 +54,15 @@ ABSORB: dict[str, tuple[str, str, tuple[str, ...]]] = {
 INPUT_STD = {"hf:olmo2": 1.0}
 
 
+# The gain ahead of a tied readout (the final norm's): a readout that shares the input embedding's weight cannot take
+# its multiplier into that weight, so the gain carries it, as a gate of 1 / multiplier (Hugging Face families).
+READOUT_GAIN = "norm"
+
+
 @lru_cache(maxsize=32)
 def _rules(key: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str, int], ...], alpha: Fraction,
-           parametrization: str) -> Any:
-    decl = infer(family_spec(key, dict(dims)))
+           parametrization: str, tied: bool = False) -> Any:
+    decl = infer(family_spec(key, dict(dims), **({"tie_word_embeddings": True} if tied else {})))
     if parametrization == "mup":
         query, gate, outputs = ABSORB[key]
         for op in decl["op"]:
@@ -62,8 +70,22 @@ def _rules(key: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str, i
                 op["gate"], op["absorbs"] = gate, "attn_logits"
             elif op["name"] in outputs:
                 op["gate"], op["absorbs"] = f"L ** ({alpha})", "residual"
-    arch = architecture(f"{decl['name']}_{parametrization}", decl["op"], decl["dims"])
+        if tied:
+            _carry_readout(decl, alpha)
+    arch = architecture(f"{decl['name']}{'_tied' if tied else ''}_{parametrization}", decl["op"], decl["dims"])
     return _module(arch, base, alpha, key)
+
+
+def _carry_readout(decl: dict[str, Any], alpha: Fraction) -> None:
+    """Gate the gain ahead of the tied readout by 1 / the readout's multiplier, which the engine derives for the
+    shared weight: the gain then carries the multiplier, and its own init, LR, WD and eps are compensated
+    (abc-symmetry), while the readout sees its input times the multiplier: the same logits and the same gradient
+    into the shared weight as a multiplier on the readout's output."""
+    readout = next(op["name"] for op in decl["op"] if op.get("tied") and op["role"] == "output")
+    table = solve(architecture(decl["name"], decl["op"], decl["dims"]), Settings(alpha=alpha))
+    m = table.get(readout, "multiplier").exact
+    gain = next(op for op in decl["op"] if op["name"] == READOUT_GAIN)
+    gain["gate"], gain["absorbs"] = sp.sstr(1 / m), readout
 
 
 def _module(arch: Architecture, base: tuple[tuple[str, int], ...], alpha: Fraction, source: str) -> Any:
@@ -82,20 +104,27 @@ def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, par
     """The generated rules module for ``model``: from ``declaration`` (a TOML path or an Architecture), else from its
     family and dims with the multipliers absorbed (μP)."""
     if declaration is None:
-        key, _, dims = identify(model)
-        return family_rules(key, dims, base, alpha, parametrization)
+        key, _, dims, tied = identify(model)
+        return family_rules(key, dims, base, alpha, parametrization, tied)
     arch = declaration if isinstance(declaration, Architecture) else load(declaration)
     source = arch.name if isinstance(declaration, Architecture) else str(declaration)
     return _module(arch, *_checked(base, {s.name for s in arch.scaling}, alpha, parametrization), source)
 
 
 def family_rules(key: str, dims: dict[str, int], base: dict[str, int], alpha: float | Fraction = 1,
-                 parametrization: str = "mup") -> Any:
-    """The rules module of the family ``key`` with fixed ``dims``, the multipliers absorbed (μP)."""
+                 parametrization: str = "mup", tied: bool = False) -> Any:
+    """The rules module of the family ``key`` with fixed ``dims``, the multipliers absorbed (μP); ``tied``: its
+    readout shares the input embedding's weight (Hugging Face families but OLMo2)."""
     if key not in ABSORB:
         raise ValueError(f"unknown model family {key!r}; supported: {', '.join(ABSORB)}")
+    if tied and key in INPUT_STD:
+        raise ValueError(f"model: a tied {key} is not supported: its embedding is drawn at std {INPUT_STD[key]} to "
+                         "carry the stream (reports/olmo2_depth.md), which a tied readout would take as its init; "
+                         "untie it (tie_word_embeddings=False)")
+    if tied and not key.startswith("hf:"):
+        raise ValueError(f"tied: {key}'s config ties no weights; declare a tied model (mup-derive declare)")
     base_key, a = _checked(base, {"n", "L", "r"}, alpha, parametrization)
-    return _rules(key, tuple(sorted(dims.items())), base_key, a, parametrization)
+    return _rules(key, tuple(sorted(dims.items())), base_key, a, parametrization, tied)
 
 
 def _checked(base: dict[str, int], symbols: set[str], alpha: float | Fraction,
@@ -105,7 +134,12 @@ def _checked(base: dict[str, int], symbols: set[str], alpha: float | Fraction,
         raise ValueError(f"parametrization must be 'mup' or 'sp', got {parametrization!r}")
     if set(base) != symbols or not all(isinstance(v, int) and v >= 1 for v in base.values()):
         raise ValueError(f"base must give positive integers {sorted(symbols)}, got {base!r}")
-    return tuple(sorted(base.items())), Fraction(alpha).limit_denominator(64)
+    return tuple(sorted(base.items())), _fraction(alpha)
+
+
+def _fraction(alpha: float | Fraction) -> Fraction:
+    """alpha as the fraction the rules are derived at (denominator at most 64)."""
+    return Fraction(alpha).limit_denominator(64)
 
 
 RECORD = "mup_record"     # the attribute that holds a litgpt or torchtitan model's record
@@ -173,9 +207,9 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
     if declaration is not None and shape is None:
         raise ValueError("shape: a model given with a declaration needs its shape, e.g. {'n': 512, 'L': 4, 'r': 1}")
     if declaration is None:
-        key, shape, dims = identify(model)
-        rules = family_rules(key, dims, base, alpha, parametrization)
-        _record(model, key, base, Fraction(alpha).limit_denominator(64), parametrization)
+        key, shape, dims, tied = identify(model)
+        rules = family_rules(key, dims, base, alpha, parametrization, tied)
+        _record(model, key, base, _fraction(alpha), parametrization)
         if init:
             family_init(key, rules, model, shape, std, parametrization)
     else:

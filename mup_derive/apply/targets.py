@@ -20,15 +20,16 @@ def logits(model: Any, tokens: Any) -> Any:
 
 
 def family_target(key: str, parametrization: str = "mup", batch: int = 2, seq: int = 16, text: str | None = None,
-                  alpha: float = 1) -> Target:
-    """The family's causal LM on the synthetic Markov task (or the bytes of ``text``), rules from ``BASE``."""
+                  alpha: float = 1, tied: bool = False) -> Target:
+    """The family's causal LM on the synthetic Markov task (or the bytes of ``text``), rules from ``BASE``; ``tied``:
+    its readout shares the input embedding's weight (Hugging Face families)."""
     from torch.nn.functional import cross_entropy
 
-    rules = family_rules(key, TINY, BASE, alpha, parametrization)
+    rules = family_rules(key, TINY, BASE, alpha, parametrization, tied)
     task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=TINY["vocab"], seed=1234)
 
     def make(shape: dict[str, int], rules: Any) -> Any:
-        model = build_model(key, shape)
+        model = build_model(key, shape, TINY, **({"tie_word_embeddings": True} if tied else {}))
         family_init(key, rules, model, shape, parametrization=parametrization)
         return model
 
@@ -37,5 +38,6 @@ def family_target(key: str, parametrization: str = "mup", batch: int = 2, seq: i
         return cross_entropy(out.flatten(0, 1).float(), tokens[:, 1:].flatten())
 
     layers = family_spec(key).layers
-    return Target(name=key.replace(":", "_"), rules=rules, make=make, sample=lambda rng: task.batch(batch, seq, rng),
-                  loss=loss, parametrization=parametrization, watch={"residual": f"{layers}.*"}, source=key)
+    return Target(name=key.replace(":", "_") + ("_tied" if tied else ""), rules=rules, make=make,
+                  sample=lambda rng: task.batch(batch, seq, rng), loss=loss, parametrization=parametrization,
+                  watch={"residual": f"{layers}.*"}, source=key)

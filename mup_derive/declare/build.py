@@ -64,6 +64,7 @@ def make_ops(fields: dict[str, Any], dims: dict[str, int], scaled: list[str]) ->
                                   correlated=checks.flag(fields, name, "correlated", True), operands=operands,
                                   layout=layout, fused=checks.flag(fields, name, "fused", False),
                                   gate_inside=checks.flag(fields, name, "gate_inside", False),
+                                  stream_degree=checks.stream_degree(name, fields),
                                   absorbs=checks.absorbs(name, fields, "gate" in extra), **extra)
     if factorised:
         return _factors(name, shp, init, params, common)
@@ -92,6 +93,12 @@ def _factors(name: str, shp: dict[str, Shape], init: dict[str, str], params: dic
                factor="A", parent=name, **{**common, "gate": sp.Integer(1)}),
             Op(name=f"{name}.B", fan_in=k, fan_out=shp["fan_out"].expr, rank=k, init=init["B"], params=params["B"],
                factor="B", parent=name, **common)]
+
+
+def _absorbable(op: Op | None) -> bool:
+    """An op whose multiplier a gate elsewhere may carry: a contraction (no weights) or a tied readout (its weight
+    is shared)."""
+    return op is not None and (op.role == "contraction" or (op.role == "output" and op.tied is not None))
 
 
 def _check_tie(op: Op, by_name: dict[str, Op]) -> None:
@@ -149,9 +156,9 @@ def architecture(name: str, ops: list[dict[str, Any]], dims: dict[str, int] | No
         for other in op.operands:
             if other not in by_name or by_name[other].role == "contraction":
                 raise DeclarationError(op.name, "operands", f"{other!r} is not a declared op with weights")
-        if op.absorbs not in (None, "residual") and getattr(by_name.get(op.absorbs), "role", None) != "contraction":
-            raise DeclarationError(op.name, "absorbs",
-                                   f"{op.absorbs!r} is neither 'residual' nor a declared contraction")
+        if op.absorbs not in (None, "residual") and not _absorbable(by_name.get(op.absorbs or "")):
+            raise DeclarationError(op.name, "absorbs", f"{op.absorbs!r} is neither 'residual', a declared contraction "
+                                                       "nor a tied readout")
     _check_fused(built)
     if not built:
         raise DeclarationError("<architecture>", "op", "no ops declared")

@@ -16,7 +16,8 @@ from .ops import LOWRANK, ROLES
 
 OP_FIELDS = {"name", "role", "fan_in", "fan_out", "rank", "repeat", "lowrank", "branch", "tied",
              "gauge", "init", "params", "correlated", "gate", "tokens", "operands", "layout", "batch", "fused",
-             "interleave", "gate_inside", "absorbs", "offset"}
+             "interleave", "gate_inside", "absorbs", "offset", "stream_degree"}
+MAX_STREAM_DEGREE = 4
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PY_BUILTINS = frozenset(dir(builtins))
 T = TypeVar("T")
@@ -139,13 +140,14 @@ def factors(name: str, fields: dict[str, Any], names: set[str], dims: dict[str, 
 
 
 def absorbs(name: str, fields: dict[str, Any], gated: bool) -> str | None:
-    """The multiplier an op's gate stands for (a contraction's name or 'residual'): it needs a gate."""
+    """The multiplier an op's gate stands for (a contraction's or a tied readout's name, or 'residual'): it needs a
+    gate."""
     v = fields.get("absorbs")
     if v is None:
         return None
     if not isinstance(v, str) or not gated:
-        raise DeclarationError(name, "absorbs", "names the multiplier (a contraction or 'residual') that the op's "
-                                                "gate stands for, and needs a gate")
+        raise DeclarationError(name, "absorbs", "names the multiplier (a contraction, a tied readout or 'residual') "
+                                                "that the op's gate stands for, and needs a gate")
     return v
 
 
@@ -328,3 +330,11 @@ def offset(name: str, fields: dict[str, Any], role: str, init: str) -> float:
         raise DeclarationError(name, "offset", "belongs to a gain the model applies as offset + w: role = "
                                                "'vector' with init = 'keep'")
     return float(v)
+
+
+def stream_degree(name: str, fields: dict[str, Any]) -> int:
+    """The degree in the raw residual stream of what the op reads (0: through a norm): an integer in [0, 4]."""
+    v = fields.get("stream_degree", 0)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_STREAM_DEGREE:
+        raise DeclarationError(name, "stream_degree", f"must be an integer in [0, {MAX_STREAM_DEGREE}], got {v!r}")
+    return v

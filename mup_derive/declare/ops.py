@@ -36,14 +36,17 @@ class Op:
     fraction of tokens the op sees (an expert: k/E); both enter its conditions.  ``layout`` names each
     tensor dim ``out``, ``in`` (kernel dims fold into fan_in) or ``batch`` (``batch`` stacked copies,
     e.g. E experts); ``gate_inside``: the op's module applies the gate itself (Gemma's scaled embedding),
-    so a hook on it sees the gated output; ``absorbs`` names the table's multiplier (a contraction or
+    so a hook on it sees the gated output; ``absorbs`` names the table's multiplier (a contraction, a tied readout or
     ``residual``) that a gate stands for where a model has no place for it; ``fused`` ops sharing a
     parameter are its row blocks, in declaration order, and ``interleave`` > 1 says that the tensor's rows
     come in that many groups, each holding its share of every block in order (torchtitan's wqkv: per K/V
     head, that head's queries, then its key, then its value).
     ``init='keep'`` keeps the module's own (structured) init, scaled by the rule's ratio; a kept gain that
     the model applies as ``offset + w`` (Gemma's RMSNorm, 1 + w) declares its ``offset``, and the ratio then
-    scales the gain the model applies, offset + w, not the stored w.
+    scales the gain the model applies, offset + w, not the stored w.  ``stream_degree`` is the degree in the raw
+    residual stream of what the op reads where no norm stands between them (OLMo2, which has no pre-norm: 1 for
+    the ops that read the stream or a map linear in it, 2 for SwiGLU's down projection); it changes no rule, only
+    what the coordinate check allows along depth.
     """
 
     name: str
@@ -68,8 +71,9 @@ class Op:
     fused: bool = False
     interleave: sp.Expr = sp.Integer(1)   # a fused tensor's rows in this many groups, each a share of every block
     gate_inside: bool = False             # the op's own module applies its gate (its output already carries it)
-    absorbs: str | None = None            # the table's multiplier this gate stands for (a contraction, 'residual')
+    absorbs: str | None = None            # the multiplier its gate stands for (contraction, tied readout, 'residual')
     offset: float = 0.0                   # a kept gain the model applies as offset + w (Gemma's 1 + w)
+    stream_degree: int = 0                # the degree in the raw residual stream of what it reads (0: via a norm)
     grad_scale: sp.Expr = sp.Integer(1)   # set by the solver: an operand of q.k/d gets its init-time gradient factor
 
     @property

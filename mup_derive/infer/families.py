@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .fit import ModelSpec, Shape
 
@@ -140,6 +140,9 @@ def family_spec(key: str, dims: dict[str, int] = TINY, **overrides: Any) -> Mode
         return replace(spec, fused={"self_attn.qkv_proj.weight": _qkv("q_proj", "k_proj", "v_proj"),
                                     "mlp.gate_up_proj.weight": _rows(("gate_proj", lambda s: mlp * s["n"]),
                                                                      ("up_proj", lambda s: mlp * s["n"]))})
+    if key == "hf:olmo2":                 # no pre-norm: the branches read the raw stream; SwiGLU's product squares it
+        return replace(spec, stream_degree={**dict.fromkeys(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                              "up_proj"), 1), "down_proj": 2})
     if key == "hf:gemma2":
         return replace(spec, gates={"embed_tokens": "sqrt(n)"}, offsets={"*norm": 1.0})
     if key == "litgpt:gpt":
@@ -152,10 +155,27 @@ def family_spec(key: str, dims: dict[str, int] = TINY, **overrides: Any) -> Mode
     return spec
 
 
-def identify(model: Any) -> tuple[str, Shape, dict[str, int]]:
-    """(family key, shape, dims) of a model the user already has, or a one-line error saying why it is none of
-    the supported families."""
+class Identity(NamedTuple):
+    """What parametrize needs to know of a model the user already has."""
+
+    key: str                 # the family
+    shape: Shape             # its (n, L, r)
+    dims: dict[str, int]     # its fixed dims
+    tied: bool = False       # its readout shares the input embedding's weight
+
+
+def shares_storage(model: Any) -> bool:
+    """Whether one of ``model``'s parameters is reached under two names (a tied readout)."""
+    return len(list(model.named_parameters(remove_duplicate=False))) > len(list(model.parameters()))
+
+
+def identify(model: Any) -> Identity:
+    """The family, shape, dims and tie of a model the user already has, or a one-line error saying why it is none
+    of the supported families."""
     kind = type(model)
+    if kind.__module__.startswith(("litgpt.", "torchtitan.")) and shares_storage(model):
+        raise ValueError(f"model: a {kind.__module__.split('.')[0]} model with shared (tied) weights is not a "
+                         "supported family (their configs tie nothing); declare it (mup-derive declare)")
     if kind.__module__.startswith("litgpt.") and kind.__name__ == "GPT":
         c = model.config
         differ = sorted(k for k, v in LITGPT.items() if getattr(c, k, v) != v)
@@ -163,8 +183,8 @@ def identify(model: Any) -> tuple[str, Shape, dict[str, int]]:
             raise ValueError(f"model: litgpt config {c.name!r} differs from the supported Llama-style GPT ({LITGPT}, "
                              f"head_size n_embd / n_head, intermediate_size a multiple of n_embd) in "
                              f"{differ or ['head_size or intermediate_size']}; declare it (mup-derive declare)")
-        return "litgpt:gpt", {"n": c.n_embd, "L": c.n_layer, "r": c.n_head // c.n_query_groups}, \
-            {"vocab": c.padded_vocab_size, "heads": c.n_head, "mlp_ratio": c.intermediate_size // c.n_embd}
+        return Identity("litgpt:gpt", {"n": c.n_embd, "L": c.n_layer, "r": c.n_head // c.n_query_groups},
+                        {"vocab": c.padded_vocab_size, "heads": c.n_head, "mlp_ratio": c.intermediate_size // c.n_embd})
     if kind.__module__.startswith("torchtitan.") and kind.__name__ == "Llama3Model":
         first = next(iter(model.layers.values()))
         attn, mlp = first.attention, first.feed_forward
@@ -172,17 +192,18 @@ def identify(model: Any) -> tuple[str, Shape, dict[str, int]]:
             raise ValueError("model: torchtitan Llama3 is supported with fuse_qkv=True (its flavours' default) and a "
                              "hidden dim a multiple of dim; declare it (mup-derive declare)")
         n = model.config.dim
-        return "torchtitan:llama3", {"n": n, "L": len(model.layers), "r": attn.n_heads // attn.n_kv_heads}, \
-            {"vocab": model.config.vocab_size, "heads": attn.n_heads, "mlp_ratio": mlp.w1.out_features // n}
+        shape = {"n": n, "L": len(model.layers), "r": attn.n_heads // attn.n_kv_heads}
+        return Identity("torchtitan:llama3", shape, {"vocab": model.config.vocab_size, "heads": attn.n_heads,
+                                                     "mlp_ratio": mlp.w1.out_features // n})
     config: Any = getattr(model, "config", None)
     family = getattr(config, "model_type", None)
     if family not in HF:
         raise ValueError(f"model: {kind.__name__} is none of the supported families ({', '.join(FAMILIES)}); "
                          "declare it (mup-derive declare) and pass declaration=")
-    return f"hf:{family}", {"n": config.hidden_size, "L": config.num_hidden_layers,
-                            "r": config.num_attention_heads // config.num_key_value_heads}, \
-        {"vocab": config.vocab_size, "heads": config.num_attention_heads,
-         "mlp_ratio": config.intermediate_size // config.hidden_size}
+    return Identity(f"hf:{family}", {"n": config.hidden_size, "L": config.num_hidden_layers,
+                                     "r": config.num_attention_heads // config.num_key_value_heads},
+                    {"vocab": config.vocab_size, "heads": config.num_attention_heads,
+                     "mlp_ratio": config.intermediate_size // config.hidden_size}, shares_storage(model))
 
 
 def model_spec(text: str, layers: str = "model.layers", dims: dict[str, int] | None = None) -> ModelSpec:

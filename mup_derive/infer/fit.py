@@ -31,7 +31,8 @@ POINTS = {"base": BASE, "wide": {**BASE, "n": 128}, "ratio": {**BASE, "r": 2}, "
 class ModelSpec:
     """What inference needs besides the factory: named fixed dims, the layer path, the query and key, fused
     tensors' row blocks (``{param suffix: fn(shape) -> [(block name, rows)]}``) and the groups they are interleaved
-    in (``{param suffix: fn(shape) -> groups}``), gates the forward applies and gains applied as offset + w."""
+    in (``{param suffix: fn(shape) -> groups}``), gates the forward applies, gains applied as offset + w and the
+    degree of the raw residual stream that ops read with no norm between."""
 
     name: str
     build: Callable[[Shape], Any]                     # shape -> nn.Module (built on the meta device)
@@ -43,6 +44,7 @@ class ModelSpec:
     gates: dict[str, str] = field(default_factory=dict)   # op -> gate its module applies (Gemma's sqrt(n))
     offsets: dict[str, float] = field(default_factory=dict)   # op glob -> offset its gain is applied with (1 + w)
     interleave: dict[str, Callable[[Shape], int]] = field(default_factory=dict)   # fused suffix -> its row groups
+    stream_degree: dict[str, int] = field(default_factory=dict)   # op -> degree of the raw stream it reads (no norm)
 
 
 class InferenceError(ValueError):
@@ -181,6 +183,8 @@ def infer(spec: ModelSpec) -> dict[str, Any]:
         offset = next((v for glob, v in spec.offsets.items() if fnmatch.fnmatchcase(op["name"], glob)), 0.0)
         if offset and op.get("init") == "keep":
             op["offset"] = offset
+        if spec.stream_degree.get(op["name"]):
+            op["stream_degree"] = spec.stream_degree[op["name"]]
         if op["name"] in spec.gates:
             op["gate"] = spec.gates[op["name"]]
             op["gate_inside"] = True              # a family's own gate is applied by the op's module

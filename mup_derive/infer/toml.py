@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 ORDER = ("name", "role", "fan_in", "fan_out", "rank", "branch", "tied", "init", "offset", "gate", "gate_inside",
-         "fused", "interleave", "correlated", "operands", "params")
+         "stream_degree", "fused", "interleave", "correlated", "operands", "params")
 
 
 def _value(v: Any) -> str:

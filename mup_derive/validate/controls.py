@@ -56,8 +56,15 @@ def _ungate(e: Edit) -> bool:
     return True
 
 
+def _absorbs(e: Edit, role: str) -> bool:
+    """Whether the op's gate carries the multiplier of an op of ``role`` (the query's the attention logits', the
+    final gain's a tied readout's)."""
+    absorbed = e.rules.DECLARED.get(str(e.decl.get("absorbs")))
+    return absorbed is not None and absorbed["role"] == role
+
+
 def attn_sqrt_d(e: Edit) -> bool:
-    if e.decl.get("absorbs") not in (None, "residual"):                # the query carries the attention scale
+    if _absorbs(e, "contraction"):
         return _ungate(e)
     if e.decl["role"] != "contraction" or not e.decl["correlated"]:
         return False
@@ -66,9 +73,12 @@ def attn_sqrt_d(e: Edit) -> bool:
 
 
 def no_output_mult(e: Edit) -> bool:
+    if _absorbs(e, "output"):
+        return _ungate(e)
     if e.decl["role"] != "output":
         return False
-    e.mup["init_std"] = e.sp["init_std"]
+    key = "multiplier" if e.decl.get("tied") else "init_std"    # a tied readout's init is its partner's
+    e.mup[key] = e.sp.get(key, lambda **shape: 1.0)      # a rule missing from RULES is 1
     return True
 
 

@@ -8,13 +8,19 @@
   alignment, so its own update may fall as far as L^(1-2 alpha) (flat at alpha = 1/2);
 * activations at init are Θ(1), except sums of independent terms that μP normalises as if
   correlated: an output layer's and a correlated contraction's (q.k/d) outputs are
-  Θ(fan_in^(-1/2)); the residual stream at init is the embedding plus L branches of
+  Θ(fan_in^(-1/2)), save a readout tied to the input embedding: the stream it reads carries the
+  embedded tokens, its own rows, so its output at init has a coherent part up to Θ(1) (the token's
+  own logit, multiplier x |e_t|^2); the residual stream at init is the embedding plus L branches of
   L^-alpha, between Θ(L^(1/2-alpha)) and Θ(1);
 * an activation's change (``delta``) is its own Θ(1) update plus the init weights acting on
   changed inputs, which scale like the init output: between the two exponents.  The
   stream's change sums L branch changes of L^-alpha, each between its own update L^(alpha-1)
   and Θ(1), incoherent to coherent: L^(-1/2) to L^(1-alpha).  After a step an activation lies
   between its init and its change;
+* along depth an op that reads the raw stream (no pre-norm: OLMo2), at degree k in it (``stream_degree``:
+  1 for a map linear in the stream, 2 behind SwiGLU's product), carries its size: at init and in its
+  change down to L^(k (1/2-alpha)); its own update, aligned like the readout's with the part of its
+  input the batch's tokens share, which the branches carry, down to L^(k (1-2 alpha)) (flat at 1/2);
 * along depth a pre-norm layer reads the stream normalised; with the stream at init between
   L^(1/2-alpha) and 1, its quantities may carry up to L^(alpha-1/2) more.  Its change is its own
   update (L^(alpha-1) in a branch) plus the init weights acting on the stream's change, which lies
@@ -80,15 +86,25 @@ def _layer(decl: OpDecl, axis: str, values: list[int], base: dict[str, int], alp
         fan_in = [decl["shape"](**{**base, AXES[axis]: v})[0] for v in values]
         e = -0.5 * slope(values, fan_in)          # independent terms summed with a 1/fan_in scale
     init, change = (e, e), (min(e, 0.0), max(e, 0.0))   # update Θ(1) plus init weights on changed inputs
+    if decl["role"] == "output" and decl.get("tied"):
+        init = (e, max(e, 0.0))               # its input carries its own rows (the embedded tokens): up to Θ(1)
     if axis == "depth":
         # read through a norm of a stream between L^(1/2-alpha) and 1: up to L^(alpha-1/2) more; the op's
         # own update in a branch is L^(alpha-1); and the init weights act on the stream's change, which sums
         # L branch changes of L^-alpha incoherently (L^(1/2-alpha)) to coherently (L^(1-alpha))
         extra, own = max(0.0, alpha - 0.5), (alpha - 1.0 if decl["branch"] else 0.0)
         stream = _stream(True, alpha)[1]
-        init = (init[0], init[1] + extra)
-        change = (min(change[0], own, stream[0]), max(change[1], own, stream[1]) + extra)
+        raw = _raw(decl, alpha)
+        init = (init[0] + raw, init[1] + extra)
+        change = (min(change[0], own, stream[0]) + raw, max(change[1], own, stream[1]) + extra)
     return init, change
+
+
+def _raw(decl: OpDecl, alpha: float) -> float:
+    """Along depth, what an op that reads the raw stream at degree k (``stream_degree``, no norm between) may lose:
+    the stream lies between L^(1/2-alpha) (the branches carry it) and Θ(1) (the embedding does), so k (1/2 - alpha)
+    at most; 0 for an op that reads it through a norm."""
+    return decl.get("stream_degree", 0) * min(0.0, 0.5 - alpha)      # type: ignore[operator]
 
 
 def expected(decl: OpDecl | None, metric: str, step: int, axis: str, values: list[int], base: dict[str, int],
@@ -100,6 +116,8 @@ def expected(decl: OpDecl | None, metric: str, step: int, axis: str, values: lis
         e = alpha - 1 if (axis == "depth" and decl is not None and decl["branch"]) else 0.0
         if axis == "depth" and decl is not None and not decl["branch"] and decl["role"] not in ("input", "contraction"):
             return min(e, 1.0 - 2.0 * alpha), e   # reads the final stream: its cross-token coherence, L^(1-2 alpha)
+        if axis == "depth" and decl is not None:
+            return e + 2.0 * _raw(decl, alpha), e   # reads the raw stream: its coherence, twice what its size may lose
         return e, e
     init, change = _stream(axis == "depth", alpha) if decl is None else _layer(decl, axis, values, base, alpha)
     change = (change[0], change[1] + gain)

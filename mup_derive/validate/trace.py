@@ -44,6 +44,7 @@ class Hooks:
         self.inp: dict[str, tuple[Any, ...]] = {}
         self.blocks: dict[str, tuple[list[str], Any]] = {}   # a fused tensor's module -> its ops, RowBlocks
         self.on = True
+        self.canonical = {id(p): n for n, p in model.named_parameters()}   # a shared parameter's first name
         for name, mod in model.named_modules():
             if ".parametrizations" in f".{name}":                # the blocks' own holders: not layers
                 continue
@@ -70,15 +71,22 @@ class Hooks:
         return None
 
     def _govern(self, target: Target, name: str, mod: nn.Module) -> str | None:
-        own = [pn for pn, _ in mod.named_parameters(recurse=False)]
+        own = list(mod.named_parameters(recurse=False))
         if not own:
             return None
-        ops = [target.rules.op_of(f"{name}.{pn}" if name else pn) for pn in own]
-        for pn, op in zip(own, ops, strict=True):
+        ops = [target.rules.op_of(f"{name}.{pn}" if name else pn) or self._tied(target, p) for pn, p in own]
+        for (pn, _), op in zip(own, ops, strict=True):
             if op is None:
                 raise CheckError(f"parameter {name + '.' if name else ''}{pn} is governed by no declared op")
         self.governed[name] = mod
         return ops[0]
+
+    def _tied(self, target: Target, param: nn.Parameter) -> str | None:
+        """The op tied to the one that governs ``param`` under its first name (a tied readout's module holds the
+        embedding's weight): the only such op, else None."""
+        partner = target.rules.op_of(self.canonical[id(param)])
+        tied = [op for op, d in target.rules.DECLARED.items() if d.get("tied") == partner]
+        return tied[0] if partner and len(tied) == 1 else None
 
     @staticmethod
     def _watch(target: Target, name: str) -> str | None:

@@ -1,16 +1,20 @@
 """parametrize(): μP on stock Hugging Face models with no code edits; the multipliers live in the weights, so
 the parametrization survives save and load; the coordinate check passes μP and fails SP on them."""
+import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from mup_derive.validate import CheckSettings, resolve, run_coord_check
+from mup_derive.validate.rules import load_rules
 from mup_derive.validate.target import TargetError
 from tests.helpers import quiet
 
 transformers = pytest.importorskip("transformers")
 from mup_derive.apply import parametrize, rules_for  # noqa: E402
+from mup_derive.apply.targets import family_target  # noqa: E402
 from mup_derive.infer import hf_model  # noqa: E402
 
 BASE = {"n": 64, "L": 2, "r": 1}
@@ -90,6 +94,85 @@ def test_olmo2_gates_sit_after_its_norms_and_its_embedding_carries_the_stream():
     sp = hf_model("olmo2", SHAPE)
     parametrize(sp, BASE, lr=1e-2, parametrization="sp")
     assert sp.model.embed_tokens.weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+@pytest.mark.parametrize("family,gain,emb_std,emb_lr", [("llama", 1 / 4, 0.02, 1e-2), ("gemma2", 1 / 2, 0.01, 5e-3)])
+def test_a_tied_readout_takes_its_multiplier_on_the_final_gain(tmp_path, family, gain, emb_std, emb_lr):
+    """A readout sharing the embedding's weight keeps the embedding's init and LR (Gemma2's over its sqrt(n) gate);
+    its multiplier, n0/n (Gemma2: sqrt(n0/n)), goes on the final norm's gain, whose LR scales with it and WD (where
+    gains decay) inversely.  The logits and the shared weight's gradient equal those of the same model with the
+    multiplier on the readout's output instead; save and load keep the tie and the gain."""
+    torch.manual_seed(0)
+    model = hf_model(family, SHAPE, tie_word_embeddings=True)
+    groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2, weight_decay=0.1)}
+    offset = 1.0 if family == "gemma2" else 0.0                     # Gemma2 applies its gains as 1 + w
+    assert model.lm_head.weight is model.model.embed_tokens.weight and "lm_head" not in groups
+    assert torch.allclose(offset + model.model.norm.weight, torch.tensor(gain))
+    assert groups["norm"]["lr"] == pytest.approx(1e-2 * gain)
+    assert rules_for(model, BASE).ratio("norm", "wd_adamw", SHAPE) == pytest.approx(1 / gain)   # eta * lambda
+    assert groups["embed_tokens"]["lr"] == pytest.approx(emb_lr)
+    assert model.model.embed_tokens.weight.std().item() == pytest.approx(emb_std, rel=0.05)
+
+    explicit = copy.deepcopy(model)                                   # unit gain, the multiplier on the readout
+    with torch.no_grad():
+        explicit.model.norm.weight.fill_(1 - offset)
+    explicit.lm_head.register_forward_hook(lambda _m, _i, out: out * gain)
+    x, w = torch.randint(0, 256, (2, 12)), torch.randn(2, 12, 256)
+    outs = [m(input_ids=x).logits for m in (model, explicit)]
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    for out in outs:
+        (out * w).sum().backward()
+    assert torch.allclose(model.lm_head.weight.grad, explicit.lm_head.weight.grad, atol=1e-6)
+
+    model.save_pretrained(tmp_path)
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert back.lm_head.weight is back.model.embed_tokens.weight
+    model.eval(), back.eval()
+    assert torch.allclose(model(input_ids=x).logits, back(input_ids=x).logits, atol=1e-5)
+
+
+def test_a_tied_model_that_needs_its_embedding_to_carry_the_stream_is_refused():
+    """OLMo2 draws its embedding at std 1 (no pre-norm); a tied readout would start at that std: refused."""
+    with pytest.raises(ValueError, match="tied hf:olmo2 is not supported") as err:
+        parametrize(hf_model("olmo2", BASE, tie_word_embeddings=True), BASE, lr=1e-3)
+    assert "\n" not in str(err.value)
+
+
+def test_coordinate_check_on_a_tied_llama():
+    """The tied readout (hooked through the embedding's weight) passes along width at its effective output, the
+    gain carrying its multiplier; undoing that gain's gate fails the readout."""
+    target = family_target("hf:llama", tied=True)
+    mup = run_coord_check(target, ["width"], CheckSettings(), echo=quiet)
+    broken = run_coord_check(target, ["width"], CheckSettings(), control="no-output-mult", echo=quiet)
+    assert mup.verdict == "pass", [lab for lab, v in mup.axes["width"].labels.items() if not v.passed]
+    assert broken.axes["width"].labels["lm_head"].verdict == "fail"
+    assert mup.axes["width"].labels["lm_head"].metrics["rms"].slope[0] < -0.25     # multiplier x (W x): n^-1/2
+
+
+def test_olmo2_along_depth_is_judged_with_the_stream_its_branches_read():
+    """OLMo2's branches read the raw stream (declared stream_degree): μP passes along L = 2-8 with the allowance
+    derived from it and fails without it (down_proj's size at init, the MLP's own updates); branch LRs with an
+    extra 1/L fail even with it, and so does the model without the residual multiplier."""
+    target, settings = resolve("hf:olmo2"), CheckSettings()
+    mup = run_coord_check(target, ["depth"], settings, echo=quiet)
+    assert mup.verdict == "pass", [lab for lab, v in mup.axes["depth"].labels.items() if not v.passed]
+    undeclared = load_rules(target.rules.__file__, fresh=True)
+    for decl in undeclared.DECLARED.values():
+        decl.pop("stream_degree", None)
+    bare = run_coord_check(replace(target, rules=undeclared), ["depth"], settings, echo=quiet)
+    assert bare.axes["depth"].labels["down_proj"].verdict == "fail"
+    slow = load_rules(target.rules.__file__, fresh=True)
+    for op, decl in slow.DECLARED.items():
+        if decl["branch"] and decl["role"] != "contraction":
+            rules = slow.RULES["mup"].setdefault(op, {})
+            for key in [f"lr_{o}" for o in slow.OPTIMIZERS]:
+                rules[key] = _over_depth(rules.get(key, lambda **s: 1.0))
+    assert run_coord_check(replace(target, rules=slow), ["depth"], settings, echo=quiet).verdict == "fail"
+    assert run_coord_check(target, ["depth"], settings, control="no-residual-mult", echo=quiet).verdict == "fail"
+
+
+def _over_depth(rule):
+    return lambda **s: rule(**s) / s["L"]
 
 
 def test_compiled_forward_and_backward_of_a_parametrized_phi3():

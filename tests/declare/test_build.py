@@ -26,6 +26,8 @@ GOOD = {"name": "w", "role": "hidden", "fan_in": "n", "fan_out": "n"}
     ({"branch": "yes"}, "branch", "true or false"),
     ({"gauge": "both"}, "gauge", "not one of"),
     ({"offset": 1.0}, "offset", "role = 'vector' with init = 'keep'"),
+    ({"stream_degree": 1.5}, "stream_degree", "integer in"),
+    ({"stream_degree": -1}, "stream_degree", "integer in"),
     ({"role": "vector", "fan_in": None, "init": "keep", "offset": "one"}, "offset", "finite number"),
 ])
 def test_bad_op(patch, field, msg):
@@ -103,6 +105,18 @@ def test_tie_compares_shapes_not_products():
     with pytest.raises(DeclarationError, match="neither"):
         architecture("bad", [EMB, {"name": "head", "role": "output", "fan_in": "2*n", "fan_out": "V/2",
                                    "tied": "emb"}], dims={"V": 64})
+
+
+def test_a_gain_may_absorb_a_tied_readouts_multiplier_only():
+    """A tied readout's shared weight cannot take its multiplier: a gain ahead of it may (absorbs = 'head'); an untied
+    readout takes its own, so naming it is refused."""
+    gain = {"name": "g", "role": "vector", "fan_out": "n", "init": "keep", "gate": "n", "absorbs": "head"}
+    head = {"name": "head", "role": "output", "fan_in": "n", "fan_out": "V"}
+    a = architecture("ok", [EMB, gain, {**head, "tied": "emb"}], dims={"V": 64})
+    assert a.op("g").absorbs == "head"
+    with pytest.raises(DeclarationError, match="nor a tied readout") as err:
+        architecture("bad", [EMB, gain, head], dims={"V": 64})
+    assert err.value.op == "g" and err.value.field == "absorbs"
 
 
 def test_factorised_op_expands_into_two_factors():

@@ -268,7 +268,7 @@ def test_completep_width_only_weight_decay():
 
 
 @pytest.mark.parametrize("patch,says", [({"absorbs": "residual"}, "needs a gate"),
-                                        ({"gate": "L", "absorbs": "nowhere"}, "neither 'residual' nor")])
+                                        ({"gate": "L", "absorbs": "nowhere"}, "neither 'residual', a declared")])
 def test_absorbs_names_a_multiplier_and_needs_a_gate(patch, says):
     with pytest.raises(DeclarationError, match=says) as err:
         architecture("a", [{"name": "o", "role": "hidden", "fan_in": "n", "fan_out": "n", **patch}])

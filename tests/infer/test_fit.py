@@ -87,6 +87,9 @@ def test_ties_fused_tensors_and_gates_come_from_the_model():
     assert {k: op.get("offset") for k, op in gemma.items() if op["role"] == "vector"} == dict.fromkeys(
         ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm",
          "norm"), 1.0)                                          # and applies its norm gains as 1 + w
+    olmo2 = {op["name"]: op.get("stream_degree", 0) for op in infer(family_spec("hf:olmo2"))["op"]}
+    assert olmo2 == {**dict.fromkeys(olmo2, 0), **dict.fromkeys(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                                  "up_proj"), 1), "down_proj": 2}   # no pre-norm
 
 
 FACTORY = '''

@@ -34,6 +34,30 @@ def test_a_branch_ops_own_update_keeps_its_depth_exponent(alpha):
     assert expected(_decl("input", False), "dwx", 4, "depth", [2, 4, 8], BASE, alpha) == (0.0, 0.0)
 
 
+def test_a_tied_readout_may_keep_a_coherent_part_at_init():
+    """A readout tied to the embedding reads a stream that carries its own rows (the embedded tokens): its output at
+    init lies between the incoherent fan_in^-1/2 and Θ(1), the token's own logit; an untied one is fan_in^-1/2."""
+    tied = {**_decl("output", False), "tied": "emb"}
+    assert expected(_decl("output", False), "rms", 0, "width", [128, 256, 512], BASE, 1.0) == \
+        pytest.approx((-0.5, -0.5))
+    assert expected(tied, "rms", 0, "width", [128, 256, 512], BASE, 1.0) == pytest.approx((-0.5, 0.0))
+    assert expected(tied, "rms", 0, "depth", [2, 4, 8], BASE, 1.0) == pytest.approx((0.0, 0.5))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_an_op_reading_the_raw_stream_may_shrink_along_depth_by_its_degree(k):
+    """No pre-norm (OLMo2): the stream an op reads lies between L^(1/2 - alpha) and Θ(1), so at degree k its size
+    may fall to L^(k (1/2 - alpha)) and its own update, aligned with the shared part, to L^(k (1 - 2 alpha)); none
+    at alpha = 1/2 or along width; a pre-norm op (degree 0) keeps its range."""
+    raw, plain = {**_decl("hidden", True), "stream_degree": k}, _decl("hidden", True)
+    assert expected(raw, "rms", 0, "depth", [2, 4, 8], BASE, 1.0) == pytest.approx((-0.5 * k, 0.5))
+    assert expected(plain, "rms", 0, "depth", [2, 4, 8], BASE, 1.0) == pytest.approx((0.0, 0.5))
+    assert expected(raw, "dwx", 4, "depth", [2, 4, 8], BASE, 1.0) == pytest.approx((-1.0 * k, 0.0))
+    assert expected(raw, "delta", 4, "depth", [2, 4, 8], BASE, 1.0)[0] == pytest.approx(-0.5 - 0.5 * k)
+    assert expected(raw, "rms", 0, "depth", [2, 4, 8], BASE, 0.5) == pytest.approx((0.0, 0.0))
+    assert expected(raw, "dwx", 4, "width", [128, 256], BASE, 1.0) == (0.0, 0.0)
+
+
 def _repeated_gains(n, c, seed):
     """Gains of A = R W (W: n/c x n, entries N(0, 1/n), each row repeated c times) on a stream change its own
     backward put there (W^T R^T g) and on a generic one."""
