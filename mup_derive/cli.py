@@ -286,6 +286,14 @@ def _out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     return None if value is None else _writable_dir(value)
 
 
+TIED_HELP = "A family target (hf:FAMILY) with tie_word_embeddings=True: its readout shares the embedding's weight."
+
+
+def _tie(tied: bool) -> dict[str, bool]:
+    """The tied option, only where given (a target that cannot tie then refuses it)."""
+    return {"tied": True} if tied else {}
+
+
 def _target(spec: str, parametrization: str, **options: Any) -> Any:
     """The target; a FILE.py:FACTORY gets only the options given on the command line (and refuses
     those it would ignore), a generated module every option with its default."""
@@ -358,13 +366,14 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--eps", "base_eps", default=CHECK.eps, show_default=True, callback=_positive(1.0),
               help="AdamW's base eps (scaled per op by the rules).")
 @click.option("--plot-steps", is_flag=True, help="Plot the change since init at every step.")
+@click.option("--tied", is_flag=True, help=TIED_HELP)
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @_runner_options()
 def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[int], axes: str, lr: float,
                 batch: int, seq: int, alpha: float | None, band: float, parametrization: str, control: str | None,
                 steps: int, seeds: int, max_seeds: int, seed_offset: int, base_eps: float, plot_steps: bool,
-                device: str, out_dir: str, runner: str, workers: int) -> None:
+                tied: bool, device: str, out_dir: str, runner: str, workers: int) -> None:
     """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
     RMS, its change and its own dW.x along each axis, and test them against muP theory.
 
@@ -382,7 +391,8 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
     outcomes = []
     for p in _parametrizations(parametrization, control):
         try:
-            rep = run_coord_check(_target(target, p, batch=batch, seq=seq), chosen, settings, device=device,
+            rep = run_coord_check(_target(target, p, batch=batch, seq=seq, **_tie(tied)), chosen, settings,
+                                  device=device,
                                   control=control, out_dir=out_dir, command=_command(), echo=click.echo,
                                   per_step_plot=plot_steps, runner=runner, workers=workers)
         except (CheckError, ValueError) as exc:
@@ -418,18 +428,19 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
               help="Sweep a deliberately broken muP variant (a negative control).")
 @click.option("--steps", default=200, show_default=True, type=click.IntRange(1, MAX_STEPS))
 @click.option("--seeds", default=2, show_default=True, type=click.IntRange(1, MAX_SEEDS))
+@click.option("--tied", is_flag=True, help=TIED_HELP)
 @click.option("--device", default="cpu", show_default=True, callback=_device)
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @click.option("--name", default=None, help="Report file stem.")
 @_runner_options()
 def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list[float], wd_penalty: float,
           width: int, depth: int, ratio: int, batch: int, seq: int, text: str | None, parametrization: str,
-          control: str | None, steps: int, seeds: int, device: str, out_dir: str, name: str | None, runner: str,
-          workers: int) -> None:
+          control: str | None, steps: int, seeds: int, tied: bool, device: str, out_dir: str, name: str | None,
+          runner: str, workers: int) -> None:
     """Sweep base LR (and WD) across widths, ratios or depths; report the shift of the optimal LR
     and, for several WDs, of the WD scale."""
     from .validate.sweep import SweepError, run_sweep
-    tgt = _target(target, parametrization, text=text, batch=batch, seq=seq)
+    tgt = _target(target, parametrization, text=text, batch=batch, seq=seq, **_tie(tied))
     grid = SweepGrid(axis=axis, values=tuple(values), lrs=tuple(lrs), wds=tuple(wds),
                      shape={"n": width, "L": depth, "r": ratio}, steps=steps, seeds=seeds, wd_penalty=wd_penalty)
     try:

@@ -160,3 +160,14 @@ def test_sweep_report_never_lands_on_its_text_input(tmp_path):
               "--out", tmp_path, "--name", "corpus")
     assert fails_cleanly(res, "is an input")
     assert text.read_bytes() == (ROOT / "README.md").read_bytes()
+
+
+def test_tied_is_a_family_option():
+    """--tied reaches a family target (its tied variant) and is refused, in one line, by a target that cannot tie:
+    a generated module, a family whose embedding must carry the stream, a library whose configs tie nothing."""
+    pytest.importorskip("transformers")
+    from mup_derive.validate.target import resolve
+    assert resolve("hf:llama", tied=True).name == "hf_llama_tied"
+    assert fails_cleanly(cli("coord-check", GENERATED, "--tied", "--axes", "width"), "drop --tied")
+    olmo2 = cli("coord-check", "hf:olmo2", "--tied", "--axes", "width")
+    assert fails_cleanly(olmo2, "a tied hf:olmo2 is not supported")

@@ -128,7 +128,7 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
     ``text``, is refused rather than ignored)."""
     if spec.partition(":")[0] in LIBRARIES:
         from ..apply.targets import family_target
-        unknown = sorted(set(options) - {"batch", "seq", "text"})
+        unknown = sorted(set(options) - {"batch", "seq", "text", "tied"})
         if unknown:
             raise TargetError(f"target {spec!r} takes no {unknown[0]!r} option; drop --{unknown[0]}")
         try:
@@ -141,6 +141,10 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
         raise TargetError(f"target {spec!r}: no file {path!r}")
     recipe = (spec, parametrization, tuple(sorted(options.items())))
     if not factory:
+        unknown = sorted(set(options) - set(inspect.signature(gqa_target).parameters))
+        if unknown:
+            raise TargetError(f"target {spec!r} (a generated module) takes no {unknown[0]!r} option; "
+                              f"drop --{unknown[0]}")
         return replace(gqa_target(path, parametrization, **options), recipe=recipe)
     fn = _factory(path, factory, spec)
     accepted = inspect.signature(fn).parameters
