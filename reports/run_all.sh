@@ -48,9 +48,12 @@ done
 
 # Calibration of the coordinate check (equivalence verdict): muP false fails, control false passes.
 mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --out $out
+# The default cell alone with 75 seed sets: enough runs to bound the false-fail rate at 5% (calibration_smoke.*).
+mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers 2 --out $out
 
 # Stock Hugging Face families under parametrize, and OLMo2's depth study (reports/hf_families.md, olmo2_depth.md).
 python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > $out/hf_families.txt
 python reports/hf_families.py litgpt:gpt torchtitan:llama3 > $out/libraries.txt
-PYTHONPATH=reports python reports/olmo2_depth.py > $out/olmo2_depth.txt
+python reports/hf_families.py --tied llama qwen2 mistral gemma2 phi3 granite > $out/hf_families_tied.txt
+PYTHONPATH=reports python reports/olmo2_depth.py > $out/olmo2_depth.txt   # then the sweep lines: olmo2_depth.md
 mup-derive coord-check hf:gemma2 --axes depth --depths 8,16,32 --parametrization mup --out $out

@@ -4,7 +4,8 @@ returns its param groups.
 The model's own forward has no μP attention scale (it uses 1/sqrt(d_head), or a constant) and no residual
 multiplier, and it is not edited.  Both are absorbed into the weights by the abc-symmetry: the ops the
 multipliers act on are declared with the factor the model applies instead as a ``gate`` (the query with
-sqrt(d_head) -- the model's 1/sqrt(d) over μP's 1/d -- and each branch's last op with L^alpha), and the
+sqrt(d_head) -- the model's 1/sqrt(d) over μP's 1/d -- and each branch's last op with L^alpha; a readout tied to
+the embedding, whose shared weight cannot take its multiplier, has it carried by the final norm's gain), and the
 engine derives their init, LR, WD and eps exactly for every optimizer.  Since the weights carry the
 multipliers, a saved and loaded state keeps the parametrization (``save_pretrained``/``from_pretrained``, litgpt's
 and torchtitan's state dicts); a Hugging Face ``config.mup`` also records it, so that a model saved under another
