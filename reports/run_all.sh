@@ -47,7 +47,7 @@ for c in "" "--control wd-unscaled"; do
 done
 
 # Calibration of the coordinate check (equivalence verdict): muP false fails, control false passes.
-mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --out $out
+mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --runner processes --workers 2 --out $out
 # The default cell alone with 75 seed sets: enough runs to bound the false-fail rate at 5% (calibration_smoke.*).
 mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers 2 --out $out
 
