@@ -392,8 +392,7 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
     for p in _parametrizations(parametrization, control):
         try:
             rep = run_coord_check(_target(target, p, batch=batch, seq=seq, **_tie(tied)), chosen, settings,
-                                  device=device,
-                                  control=control, out_dir=out_dir, command=_command(), echo=click.echo,
+                                  device=device, control=control, out_dir=out_dir, command=_command(), echo=click.echo,
                                   per_step_plot=plot_steps, runner=runner, workers=workers)
         except (CheckError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None

@@ -63,7 +63,7 @@ READOUT_GAIN = "norm"
 @lru_cache(maxsize=32)
 def _rules(key: str, dims: tuple[tuple[str, int], ...], base: tuple[tuple[str, int], ...], alpha: Fraction,
            parametrization: str, tied: bool = False) -> Any:
-    decl = infer(family_spec(key, dict(dims), **({"tie_word_embeddings": True} if tied else {})))
+    decl = infer(family_spec(key, dict(dims), tied))
     if parametrization == "mup":
         query, gate, outputs = ABSORB[key]
         for op in decl["op"]:
@@ -115,15 +115,13 @@ def rules_for(model: Any, base: dict[str, int], alpha: float | Fraction = 1, par
 def family_rules(key: str, dims: dict[str, int], base: dict[str, int], alpha: float | Fraction = 1,
                  parametrization: str = "mup", tied: bool = False) -> Any:
     """The rules module of the family ``key`` with fixed ``dims``, the multipliers absorbed (μP); ``tied``: its
-    readout shares the input embedding's weight (Hugging Face families but OLMo2)."""
+    readout shares the input embedding's weight (Hugging Face families but OLMo2; the others' builder refuses it)."""
     if key not in ABSORB:
         raise ValueError(f"unknown model family {key!r}; supported: {', '.join(ABSORB)}")
     if tied and key in INPUT_STD:
         raise ValueError(f"model: a tied {key} is not supported: its embedding is drawn at std {INPUT_STD[key]} to "
                          "carry the stream (reports/olmo2_depth.md), which a tied readout would take as its init; "
                          "untie it (tie_word_embeddings=False)")
-    if tied and not key.startswith("hf:"):
-        raise ValueError(f"tied: {key}'s config ties no weights; declare a tied model (mup-derive declare)")
     base_key, a = _checked(base, {"n", "L", "r"}, alpha, parametrization)
     return _rules(key, tuple(sorted(dims.items())), base_key, a, parametrization, tied)
 

@@ -29,7 +29,7 @@ def family_target(key: str, parametrization: str = "mup", batch: int = 2, seq: i
     task = TextTask(text, min_bytes=seq + 2) if text else MarkovTask(vocab=TINY["vocab"], seed=1234)
 
     def make(shape: dict[str, int], rules: Any) -> Any:
-        model = build_model(key, shape, TINY, **({"tie_word_embeddings": True} if tied else {}))
+        model = build_model(key, shape, TINY, tied)
         family_init(key, rules, model, shape, parametrization=parametrization)
         return model
 

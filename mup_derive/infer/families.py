@@ -108,10 +108,13 @@ def torchtitan_model(shape: Shape, dims: dict[str, int] = TINY) -> Any:
     return model
 
 
-def build_model(key: str, shape: Shape, dims: dict[str, int] = TINY, **overrides: Any) -> Any:
-    """The family ``key``'s model at ``shape`` (``overrides``: Hugging Face config fields)."""
+def build_model(key: str, shape: Shape, dims: dict[str, int] = TINY, tied: bool = False, **overrides: Any) -> Any:
+    """The family ``key``'s model at ``shape``; ``tied``: its readout shares the input embedding's weight (Hugging
+    Face's ``tie_word_embeddings``); ``overrides``: Hugging Face config fields."""
     if key.startswith("hf:"):
-        return hf_model(key[3:], shape, dims, **overrides)
+        return hf_model(key[3:], shape, dims, **{"tie_word_embeddings": tied, **overrides})
+    if tied:
+        raise ValueError(f"tied: {key}'s config ties no weights; declare a tied model (mup-derive declare)")
     if overrides:
         raise ValueError(f"{key}: config overrides {sorted(overrides)} are for Hugging Face families only")
     if key == "litgpt:gpt":
@@ -129,11 +132,11 @@ def _qkv(q: str, k: str, v: str) -> Callable[[Shape], list[tuple[str, int]]]:
     return _rows((q, lambda s: s["n"]), (k, lambda s: s["n"] // s["r"]), (v, lambda s: s["n"] // s["r"]))
 
 
-def family_spec(key: str, dims: dict[str, int] = TINY, **overrides: Any) -> ModelSpec:
-    """What inference needs to declare the family ``key``."""
+def family_spec(key: str, dims: dict[str, int] = TINY, tied: bool = False, **overrides: Any) -> ModelSpec:
+    """What inference needs to declare the family ``key`` (``tied``, ``overrides``: as :func:`build_model`)."""
     if key not in FAMILIES:
         raise ValueError(f"unknown model family {key!r}; supported: {', '.join(FAMILIES)}")
-    spec = ModelSpec(name=key.replace(":", "_"), build=lambda shape: build_model(key, shape, dims, **overrides),
+    spec = ModelSpec(name=key.replace(":", "_"), build=lambda shape: build_model(key, shape, dims, tied, **overrides),
                      dims=dict(dims))
     mlp = dims["mlp_ratio"]
     if key == "hf:phi3":

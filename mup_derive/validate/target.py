@@ -121,6 +121,13 @@ def _factory(path: str, factory: str, spec: str) -> Callable[..., Any]:
     return fn
 
 
+def _takes(spec: str, options: dict[str, Any], accepted: set[str], what: str = "") -> None:
+    """A one-line error for the first option the target ``spec`` does not take."""
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TargetError(f"target {spec!r}{what} takes no {unknown[0]!r} option; drop --{unknown[0]}")
+
+
 def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
     """A model family (``hf:FAMILY``, ``litgpt:gpt``, ``torchtitan:llama3``: μP absorbed into its weights),
     ``FILE.py`` (a generated module with its model; ``options`` are :func:`gqa_target`'s) or ``FILE.py:FACTORY``
@@ -128,9 +135,7 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
     ``text``, is refused rather than ignored)."""
     if spec.partition(":")[0] in LIBRARIES:
         from ..apply.targets import family_target
-        unknown = sorted(set(options) - {"batch", "seq", "text", "tied"})
-        if unknown:
-            raise TargetError(f"target {spec!r} takes no {unknown[0]!r} option; drop --{unknown[0]}")
+        _takes(spec, options, {"batch", "seq", "text", "tied"})
         try:
             target = family_target(spec, parametrization, **options)
         except ValueError as exc:          # an unknown family, or one parametrize refuses, with its reason
@@ -141,10 +146,7 @@ def resolve(spec: str, parametrization: str = "mup", **options: Any) -> Target:
         raise TargetError(f"target {spec!r}: no file {path!r}")
     recipe = (spec, parametrization, tuple(sorted(options.items())))
     if not factory:
-        unknown = sorted(set(options) - set(inspect.signature(gqa_target).parameters))
-        if unknown:
-            raise TargetError(f"target {spec!r} (a generated module) takes no {unknown[0]!r} option; "
-                              f"drop --{unknown[0]}")
+        _takes(spec, options, set(inspect.signature(gqa_target).parameters), " (a generated module)")
         return replace(gqa_target(path, parametrization, **options), recipe=recipe)
     fn = _factory(path, factory, spec)
     accepted = inspect.signature(fn).parameters

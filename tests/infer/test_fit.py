@@ -76,7 +76,7 @@ def test_inferring_granite_gives_the_hand_written_rules():
 
 
 def test_ties_fused_tensors_and_gates_come_from_the_model():
-    tied = infer(family_spec("hf:llama", tie_word_embeddings=True))
+    tied = infer(family_spec("hf:llama", tied=True))
     head = next(op for op in tied["op"] if op["name"] == "lm_head")
     assert head["tied"] == "embed_tokens" and head["role"] == "output"
     phi3 = {op["name"]: op for op in infer(family_spec("hf:phi3"))["op"]}
