@@ -489,23 +489,29 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
 @click.option("--seed-sets", default=2, show_default=True, type=click.IntRange(1, 200))
 @click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Add a cell on this text file's bytes.")
+@click.option("--cells", default="", metavar="KEYS",
+              help="Run only these cells, comma-separated (cpu: default, wide, steps, lr, alpha, text); the "
+                   "report is named after them.")
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @_runner_options()
-def calibrate(profile: str, seed_sets: int, text: str | None, out_dir: str, runner: str, workers: int) -> None:
+def calibrate(profile: str, seed_sets: int, text: str | None, cells: str, out_dir: str, runner: str,
+              workers: int) -> None:
     """Measure the coordinate check's false-fail rate on correct muP and false-pass rate on every
     negative control, over a grid of settings and disjoint seed sets."""
     from .validate.calibrate import calibrate as run
     from .validate.plots import plot_calibration
     from .validate.report import write_report
+    keys = tuple(k.strip() for k in cells.split(",") if k.strip())
+    name = "_".join((f"calibration_{profile}", *keys))
     def save(report: Any) -> None:
-        write_report(out_dir, f"calibration_{profile}", report, plot_calibration)
+        write_report(out_dir, name, report, plot_calibration)
 
     try:
         report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save, runner=runner,
-                     workers=workers)
-    except ValueError as exc:        # a check that cannot run as asked, a missing example
+                     workers=workers, cells=keys)
+    except ValueError as exc:        # a check that cannot run as asked, a missing example, an unknown cell
         raise click.ClickException(str(exc)) from None
-    path = Path(out_dir) / f"calibration_{profile}.json"
+    path = Path(out_dir) / f"{name}.json"
     for c in report.cells:
         fails = ", ".join(f"{a} {r.count}/{r.runs}" for a, r in c.mup_fail.items())
         passes = ", ".join(f"{k} {r.count}/{r.runs}" for k, r in c.control_pass.items())

@@ -31,8 +31,10 @@ SEED_SET_STRIDE = 1000          # seed set k uses seeds 1000 k, 1000 k + 1, ...
 
 @dataclass(frozen=True)
 class Cell:
-    """One setting of the grid: the check's settings, the rules' alpha and the data."""
+    """One setting of the grid, named by ``key`` on the command line: the check's settings, the rules'
+    alpha and the data."""
 
+    key: str
     name: str
     settings: CheckSettings
     alpha: str = "1"
@@ -89,18 +91,24 @@ def wilson_upper(count: int, runs: int, z: float = 1.96) -> float:
     return min(1.0, (centre + margin) / (1 + z * z / runs))
 
 
-def profile_cells(profile: str, text: str | None) -> list[Cell]:
+def profile_cells(profile: str, text: str | None, keys: tuple[str, ...] = ()) -> list[Cell]:
     """The grid: ``smoke`` (the default check alone, for CI) or ``cpu`` (widths, steps, LR, alpha and
-    text data varied around it, CPU sizes)."""
+    text data varied around it, CPU sizes); ``keys`` keeps only those cells, in the grid's order."""
     base = CheckSettings()
-    if profile == "smoke":
-        return [Cell("default", base)]
-    cells = [Cell("default", base), Cell("widths 256-1024", replace(base, widths=(256, 512, 1024))),
-             Cell("10 steps", replace(base, steps=10)), Cell("lr 1e-3", replace(base, lr=1e-3)),
-             Cell("alpha 1/2", base, alpha="1/2")]
-    if text:
-        cells.append(Cell("text bytes", base, text=text))
-    return cells
+    cells = [Cell("default", "default", base)]
+    if profile == "cpu":
+        cells += [Cell("wide", "widths 256-1024", replace(base, widths=(256, 512, 1024))),
+                  Cell("steps", "10 steps", replace(base, steps=10)), Cell("lr", "lr 1e-3", replace(base, lr=1e-3)),
+                  Cell("alpha", "alpha 1/2", base, alpha="1/2")]
+        if text:
+            cells.append(Cell("text", "text bytes", base, text=text))
+    known = [c.key for c in cells]
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        extra = " (the text cell needs --text FILE)" if "text" in unknown and profile == "cpu" else ""
+        raise ValueError(f"--cells: no cell {unknown[0]!r} in the {profile} profile; "
+                         f"choose from {', '.join(known)}{extra}")
+    return [c for c in cells if not keys or c.key in keys]
 
 
 def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo, runner: str = "local",
@@ -138,14 +146,15 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
 
 def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = None, command: str = "",
               echo: Echo = print, done: Callable[[CalibrationReport], object] | None = None, runner: str = "local",
-              workers: int = 0) -> CalibrationReport:
-    """Run the calibration grid of ``profile`` with ``seed_sets`` disjoint seed sets per cell (runs spread
-    by ``runner`` and ``workers``); ``done`` gets the report so far after each cell (to write it: a long
-    run keeps what it finished)."""
+              workers: int = 0, cells: tuple[str, ...] = ()) -> CalibrationReport:
+    """Run the calibration grid of ``profile`` (only the cells named in ``cells``, if any) with ``seed_sets``
+    disjoint seed sets per cell (runs spread by ``runner`` and ``workers``); ``done`` gets the report so far
+    after each cell (to write it: a long run keeps what it finished)."""
     controls = exposed_by("coord-check")
+    grid = profile_cells(profile, text, cells)
     report = CalibrationReport(command, profile, seed_sets, [])
     with tempfile.TemporaryDirectory() as tmp:
-        for cell in profile_cells(profile, text):
+        for cell in grid:
             echo(f"[calibrate] {cell.name}")
             report.cells.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers))
             if done is not None:

@@ -60,3 +60,13 @@ def test_calibration_slice_has_no_false_pass_and_no_false_fail():
 def test_wilson_upper_bound():
     assert wilson_upper(0, 20) == pytest.approx(0.161, abs=0.002)
     assert wilson_upper(0, 60) < 0.061
+
+
+def test_calibration_runs_the_cells_it_is_given_and_refuses_others(tmp_path):
+    from mup_derive.validate.calibrate import profile_cells
+    assert [c.key for c in profile_cells("cpu", "LICENSE", ("text", "alpha"))] == ["alpha", "text"]
+    assert len(profile_cells("cpu", None)) == 5
+    for args, said in ((("--cells", "alpha,bogus"), "no cell 'bogus'"), (("--cells", "text"), "needs --text")):
+        bad = cli("calibrate", "--profile", "cpu", *args, "--out", tmp_path)
+        assert bad.exit_code == 1 and said in bad.output and "Traceback" not in bad.output
+    assert not list(tmp_path.iterdir())            # refused before any run
