@@ -204,6 +204,9 @@ def examples(folder: str) -> None:
                "examples/gqa_transformer.toml")
 
 
+TIED_HELP = "A family target (hf:FAMILY) with tie_word_embeddings=True: its readout shares the embedding's weight."
+
+
 @main.command()
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
@@ -211,12 +214,13 @@ def examples(folder: str) -> None:
               help="Where a factory model keeps its residual layers (their parameters are branch ops).")
 @click.option("--dim", "dims", multiple=True, callback=_bases, metavar="NAME=VALUE",
               help="A fixed dim of a factory model, to name the constants it appears in; repeatable.")
-def declare(model: str, output: str, layers: str, dims: dict[str, int]) -> None:
+@click.option("--tied", is_flag=True, help=TIED_HELP)
+def declare(model: str, output: str, layers: str, dims: dict[str, int], tied: bool) -> None:
     """Infer MODEL's declaration (hf:FAMILY, FILE.py:FACTORY or package.module:FACTORY, FACTORY(shape) ->
     nn.Module) from its parameter shapes at a few widths, depths and ratios, and write it as TOML to review."""
     from .infer import infer, model_spec, to_toml
     try:
-        spec = model_spec(model, layers, dims)
+        spec = model_spec(model, layers, dims, tied)
         decl = infer(spec)
         architecture(decl["name"], decl["op"], decl["dims"])          # what is written must load
     except (ValueError, ImportError, DeclarationError) as exc:
@@ -284,9 +288,6 @@ def _writable_dir(value: str) -> str:
 
 def _out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     return None if value is None else _writable_dir(value)
-
-
-TIED_HELP = "A family target (hf:FAMILY) with tie_word_embeddings=True: its readout shares the embedding's weight."
 
 
 def _tie(tied: bool) -> dict[str, bool]:

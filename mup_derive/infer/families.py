@@ -209,12 +209,18 @@ def identify(model: Any) -> Identity:
                      "mlp_ratio": config.intermediate_size // config.hidden_size}, shares_storage(model))
 
 
-def model_spec(text: str, layers: str = "model.layers", dims: dict[str, int] | None = None) -> ModelSpec:
-    """A family (``hf:FAMILY``, ``litgpt:gpt``, ``torchtitan:llama3``), ``FILE.py:FACTORY`` or
-    ``package.module:FACTORY`` (``FACTORY(shape) -> nn.Module``) as a spec; a factory's fixed dims are named by
-    ``dims`` and its residual layers live under ``layers``."""
+def model_spec(text: str, layers: str = "model.layers", dims: dict[str, int] | None = None,
+               tied: bool = False) -> ModelSpec:
+    """A family (``hf:FAMILY``, ``litgpt:gpt``, ``torchtitan:llama3``; ``tied`` as :func:`build_model`),
+    ``FILE.py:FACTORY`` or ``package.module:FACTORY`` (``FACTORY(shape) -> nn.Module``) as a spec; a factory's
+    fixed dims are named by ``dims`` and its residual layers live under ``layers``."""
     if text.partition(":")[0] in LIBRARIES:
-        return family_spec(text)
+        if tied and not text.startswith("hf:"):
+            raise ValueError(f"tied: {text}'s config ties no weights")
+        return family_spec(text, tied=tied)
+    if tied:
+        raise ValueError("tied: only a family (hf:FAMILY) is built tied; a factory's ties are read from its "
+                         "shared weights")
     where, sep, factory = text.rpartition(":")
     if not sep or not where or not factory.isidentifier():
         raise ValueError(f"model {text!r}: expected a family ({', '.join(FAMILIES)}), FILE.py:FACTORY or "

@@ -141,6 +141,19 @@ def test_declare_errors_are_one_line(tmp_path, model, message):
     assert fails_cleanly(cli("declare", model.format(path=path), "-o", tmp_path / "x.toml"), message)
 
 
+def test_declare_tied_writes_the_readout_tied_to_the_embedding(tmp_path):
+    """``--tied`` builds the family with tie_word_embeddings=True: lm_head is declared tied to embed_tokens, and the
+    engine solves the shared weight's readout multiplier (vocab/n for Llama); a library or factory refuses it."""
+    table = solve(load(_declared(tmp_path, "hf:llama", "--tied")))
+    assert table.arch.op("lm_head").tied == "embed_tokens"
+    n, vocab = sp.Symbol("n", positive=True), sp.Symbol("vocab", positive=True)
+    assert sp.simplify(table.get("lm_head", "multiplier").exact - vocab / n) == 0
+    path = tmp_path / "gpt.py"
+    path.write_text(FACTORY)
+    for model, said in (("litgpt:gpt", "ties no weights"), (f"{path}:build", "only a family")):
+        assert fails_cleanly(cli("declare", model, "--tied", "-o", tmp_path / "x.toml"), said)
+
+
 @pytest.mark.skipif(not installed("litgpt:gpt") or not installed("torchtitan:llama3"), reason="not installed")
 def test_litgpt_fuses_qkv_in_blocks_and_torchtitan_interleaves_them_per_kv_head():
     """litgpt's attn.qkv holds q, k, v one after another; torchtitan's wqkv holds, per K/V head, its queries, its
