@@ -173,7 +173,7 @@ def logits_label(target: Target) -> str | None:
 class Recorder:
     """Runs the probe batch through the model and appends every label's metrics to the series.  A target
     without probes of its own gets its attention logits from intercepted attention calls (SDPA, Hugging Face
-    eager).  An op the model multiplies by a declared gate is measured at its effective output, gate times its
+    eager), and stops if it makes none.  An op the model multiplies by a declared gate is measured at its effective output, gate times its
     own."""
 
     def __init__(self, target: Target, model: nn.Module, batch: Any, shape: dict[str, int] | None = None):
@@ -193,6 +193,11 @@ class Recorder:
         found: list[torch.Tensor] = []
         with attention_logits(found, self.eager) if self.intercept else nullcontext():
             self.target.loss(self.model, self.batch)
+        if self.intercept and not found:
+            model = type(self.model).__name__
+            raise CheckError(f"the declared contraction {self.intercept!r} was not measured: {model} calls neither "
+                             "torch's scaled_dot_product_attention nor a Hugging Face eager_attention_forward (flex "
+                             "or hand-written attention); give its Target probes")
         outs = dict(self.hooks.out)
         if not self.init_out:
             self.init_out, self.init_inp = outs, dict(self.hooks.inp)

@@ -211,6 +211,28 @@ def test_attention_scale_control_shows_on_a_factory_target():
     assert rep.verdict == "fail" and rep.axes["width"].labels["attn_logits"].verdict == "fail"
 
 
+def test_a_declared_contraction_that_is_not_measured_fails_the_run(monkeypatch):
+    """A model whose attention escapes interception (flex or hand-written attention) without probes of its own
+    would leave the declared logits unmeasured, a blind spot: the run stops in one line instead."""
+    target = replace(gqa_target(str(GENERATED), "mup"), probes=None)
+    real = torch.nn.functional
+
+    class OwnAttention:                      # the module's F, with attention written out by hand
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def scaled_dot_product_attention(q, k, v, is_causal, scale, enable_gqa):
+            k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+            logits = (q @ k.transpose(-2, -1) * scale).masked_fill(
+                torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).triu(1), float("-inf"))
+            return logits.softmax(-1) @ v
+
+    monkeypatch.setattr(target.rules, "F", OwnAttention())
+    with pytest.raises(CheckError, match=r"^the declared contraction 'attn_logits' was not measured: GQATransformer"):
+        run_coord_check(target, ["width"], echo=quiet)
+
+
 def test_intercepted_logits_match_the_probe(gen):
     """SDPA interception gives the same logits as the built-in probe from hooked q and k."""
     from mup_derive.validate.target import gqa_logits
