@@ -173,8 +173,8 @@ def logits_label(target: Target) -> str | None:
 class Recorder:
     """Runs the probe batch through the model and appends every label's metrics to the series.  A target
     without probes of its own gets its attention logits from intercepted attention calls (SDPA, Hugging Face
-    eager), and stops if it makes none.  An op the model multiplies by a declared gate is measured at its effective output, gate times its
-    own."""
+    eager), and stops if it makes none.  An op the model multiplies by a declared gate is measured at its effective
+    output, gate times its own."""
 
     def __init__(self, target: Target, model: nn.Module, batch: Any, shape: dict[str, int] | None = None):
         self.target, self.model, self.batch = target, model, batch
