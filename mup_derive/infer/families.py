@@ -54,7 +54,7 @@ def library(name: str) -> Any:
         raise ValueError(f"{name} is not importable ({exc}); pip install {name}") from None
 
 
-def hf_model(family: str, shape: Shape, dims: dict[str, int] = TINY, **overrides: Any) -> Any:
+def _hf_model(family: str, shape: Shape, dims: dict[str, int] = TINY, **overrides: Any) -> Any:
     """A ``<Family>ForCausalLM`` at ``shape``."""
     transformers = library("transformers")
     model = getattr(transformers, f"{HF[family]}ForCausalLM")
@@ -112,7 +112,7 @@ def build_model(key: str, shape: Shape, dims: dict[str, int] = TINY, tied: bool 
     """The family ``key``'s model at ``shape``; ``tied``: its readout shares the input embedding's weight (Hugging
     Face's ``tie_word_embeddings``); ``overrides``: Hugging Face config fields."""
     if key.startswith("hf:"):
-        return hf_model(key[3:], shape, dims, **{"tie_word_embeddings": tied, **overrides})
+        return _hf_model(key[3:], shape, dims, **{"tie_word_embeddings": tied, **overrides})
     if tied:
         raise ValueError(f"tied: {key}'s config ties no weights; declare a tied model (mup-derive declare)")
     if overrides:

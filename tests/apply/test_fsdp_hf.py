@@ -15,9 +15,9 @@ SHAPE = {"n": 128, "L": 2, "r": 2}
 
 def _model():
     from mup_derive.apply import parametrize
-    from mup_derive.infer import hf_model
+    from mup_derive.infer import build_model
     torch.manual_seed(0)
-    model = hf_model("llama", SHAPE)
+    model = build_model("hf:llama", SHAPE)
     parametrize(model, BASE, lr=1e-2)                              # init before sharding
     return model
 

@@ -15,7 +15,7 @@ from tests.helpers import quiet
 transformers = pytest.importorskip("transformers")
 from mup_derive.apply import parametrize, rules_for  # noqa: E402
 from mup_derive.apply.targets import family_target  # noqa: E402
-from mup_derive.infer import hf_model  # noqa: E402
+from mup_derive.infer import build_model  # noqa: E402
 
 BASE = {"n": 64, "L": 2, "r": 1}
 SHAPE = {"n": 256, "L": 4, "r": 2}
@@ -25,7 +25,7 @@ def test_three_lines_for_a_stock_llama():
     """n 64 -> 256, L 2 -> 4, r 1 -> 2: q's Adam LR 1/n over the sqrt(d_head) the model's 1/sqrt(d) attention puts
     on it; o's over L (the residual multiplier it carries); init stds measured on the tensors."""
     torch.manual_seed(0)
-    model = hf_model("llama", SHAPE)
+    model = build_model("hf:llama", SHAPE)
     groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2, weight_decay=0.1)}
     assert groups["q_proj"]["lr"] == pytest.approx(1e-2 / 4 / 2)
     assert groups["k_proj"]["lr"] == pytest.approx(1e-2 / 4)
@@ -45,7 +45,7 @@ def test_the_parametrization_survives_save_and_load(tmp_path, family):
     """save_pretrained writes the stock model's tensors (Phi3's split qkv_proj saved fused), from_pretrained gives
     the same logits, config.mup keeps the record and a loaded model under another one is refused."""
     torch.manual_seed(0)
-    model = hf_model(family, SHAPE)
+    model = build_model(f"hf:{family}", SHAPE)
     groups = parametrize(model, BASE, lr=1e-3)
     model.save_pretrained(tmp_path)
     back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
@@ -65,7 +65,7 @@ def test_gemma2_post_norm_gains_carry_the_residual_multiplier():
     pre-norm gains stay 1; q takes the d_head gate of the model's constant attention scale; the embedding its
     sqrt(n) gate.  Measured on the tensors, and a parametrized model survives save and load."""
     torch.manual_seed(0)
-    model = hf_model("gemma2", SHAPE)
+    model = build_model("hf:gemma2", SHAPE)
     groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2)}
     layer = model.model.layers[0]
     assert torch.allclose(1 + layer.post_attention_layernorm.weight, torch.tensor(0.5))
@@ -83,7 +83,7 @@ def test_olmo2_gates_sit_after_its_norms_and_its_embedding_carries_the_stream():
     (at L = 4 from a base of 2 they start at 1/2), and the embedding is drawn at std 1 (TP5's Θ(1) input init), so
     that it, not the L^-1 branches, carries the stream each branch reads.  SP keeps the base std."""
     torch.manual_seed(0)
-    model = hf_model("olmo2", SHAPE)
+    model = build_model("hf:olmo2", SHAPE)
     groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2)}
     layer = model.model.layers[0]
     assert torch.allclose(layer.post_attention_layernorm.weight, torch.tensor(0.5))
@@ -91,7 +91,7 @@ def test_olmo2_gates_sit_after_its_norms_and_its_embedding_carries_the_stream():
     assert torch.allclose(layer.self_attn.q_norm.weight, torch.tensor(1 / 2))    # sqrt(d_head0 / d_head), d_head x4
     assert groups["post_attention_layernorm"]["lr"] == pytest.approx(1e-2 / 2)
     assert model.model.embed_tokens.weight.std().item() == pytest.approx(1.0, rel=0.05)
-    sp = hf_model("olmo2", SHAPE)
+    sp = build_model("hf:olmo2", SHAPE)
     parametrize(sp, BASE, lr=1e-2, parametrization="sp")
     assert sp.model.embed_tokens.weight.std().item() == pytest.approx(0.02, rel=0.05)
 
@@ -103,7 +103,7 @@ def test_a_tied_readout_takes_its_multiplier_on_the_final_gain(tmp_path, family,
     gains decay) inversely.  The logits and the shared weight's gradient equal those of the same model with the
     multiplier on the readout's output instead; save and load keep the tie and the gain."""
     torch.manual_seed(0)
-    model = hf_model(family, SHAPE, tie_word_embeddings=True)
+    model = build_model(f"hf:{family}", SHAPE, tied=True)
     groups = {g["name"]: g for g in parametrize(model, BASE, lr=1e-2, weight_decay=0.1)}
     offset = 1.0 if family == "gemma2" else 0.0                     # Gemma2 applies its gains as 1 + w
     assert model.lm_head.weight is model.model.embed_tokens.weight and "lm_head" not in groups
@@ -134,7 +134,7 @@ def test_a_tied_readout_takes_its_multiplier_on_the_final_gain(tmp_path, family,
 def test_a_tied_model_that_needs_its_embedding_to_carry_the_stream_is_refused():
     """OLMo2 draws its embedding at std 1 (no pre-norm); a tied readout would start at that std: refused."""
     with pytest.raises(ValueError, match="tied hf:olmo2 is not supported") as err:
-        parametrize(hf_model("olmo2", BASE, tie_word_embeddings=True), BASE, lr=1e-3)
+        parametrize(build_model("hf:olmo2", BASE, tied=True), BASE, lr=1e-3)
     assert "\n" not in str(err.value)
 
 
@@ -178,7 +178,7 @@ def _over_depth(rule):
 def test_compiled_forward_and_backward_of_a_parametrized_phi3():
     """Phi3's fused qkv is split into row blocks; the model still compiles, forward and backward."""
     torch.manual_seed(0)
-    model = hf_model("phi3", {"n": 64, "L": 2, "r": 2})
+    model = build_model("hf:phi3", {"n": 64, "L": 2, "r": 2})
     parametrize(model, BASE, lr=1e-3)
     x = torch.randint(0, 256, (2, 8))
     compiled = torch.compile(model, backend="aot_eager")
@@ -191,7 +191,7 @@ def test_compiled_forward_and_backward_of_a_parametrized_phi3():
 @pytest.mark.parametrize("bad,message", [({"base": {"n": 64}}, "base must give"),
                                          ({"parametrization": "muP"}, "parametrization must be")])
 def test_bad_calls_are_one_line(bad, message):
-    model = hf_model("llama", BASE)
+    model = build_model("hf:llama", BASE)
     with pytest.raises(ValueError, match=message) as err:
         parametrize(model, **{"base": BASE, "lr": 1e-3, **bad})
     assert "\n" not in str(err.value)
@@ -229,7 +229,7 @@ def test_coordinate_check_on_a_stock_gemma2():
 def test_an_unknown_family_target_is_named():
     with pytest.raises(TargetError, match="unknown model family"):
         resolve("hf:bert")
-    assert math.isfinite(rules_for(hf_model("llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
+    assert math.isfinite(rules_for(build_model("hf:llama", BASE), BASE).ratio("q_proj", "init_std", SHAPE))
 
 
 def test_any_module_with_a_declaration(tmp_path):

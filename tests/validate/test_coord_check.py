@@ -254,13 +254,13 @@ def test_hugging_face_eager_attention_is_measured_like_sdpa():
     fails on it (a blind spot before)."""
     pytest.importorskip("transformers")
     from mup_derive.apply.targets import family_target
-    from mup_derive.infer.families import hf_model
+    from mup_derive.infer import build_model
     from mup_derive.validate.trace import attention_logits, eager_modules
     tokens = torch.randint(0, 256, (2, 16))
     logits = {}
     for impl in ("sdpa", "eager"):
         torch.manual_seed(0)
-        model, found = hf_model("llama", {"n": 64, "L": 2, "r": 2}, attn_implementation=impl), []
+        model, found = build_model("hf:llama", {"n": 64, "L": 2, "r": 2}, attn_implementation=impl), []
         with attention_logits(found, eager_modules(model)):
             model(input_ids=tokens)
         logits[impl] = found
