@@ -50,6 +50,10 @@ done
 mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --runner processes --workers 2 --out $out
 # The default cell alone with 75 seed sets: enough runs to bound the false-fail rate at 5% (calibration_smoke.*).
 mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers 2 --out $out
+# Three more cells with 73 seed sets each (calibration_cpu_alpha_text_lr.*; stopped after the lr and alpha cells, the
+# text cell still to run: about 40 s per seed set and cell on 2 cores).
+mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells alpha,text,lr --runner processes --workers 2 \
+  --out $out
 
 # Stock Hugging Face families under parametrize, and OLMo2's depth study (reports/hf_families.md, olmo2_depth.md).
 python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > $out/hf_families.txt
