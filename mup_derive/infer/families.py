@@ -108,13 +108,18 @@ def torchtitan_model(shape: Shape, dims: dict[str, int] = TINY) -> Any:
     return model
 
 
+def _tieable(key: str, tied: bool) -> None:
+    """Only a Hugging Face family is built tied (``tie_word_embeddings``); the libraries' configs tie nothing."""
+    if tied and not key.startswith("hf:"):
+        raise ValueError(f"tied: {key}'s config ties no weights; only a Hugging Face family is built tied")
+
+
 def build_model(key: str, shape: Shape, dims: dict[str, int] = TINY, tied: bool = False, **overrides: Any) -> Any:
     """The family ``key``'s model at ``shape``; ``tied``: its readout shares the input embedding's weight (Hugging
     Face's ``tie_word_embeddings``); ``overrides``: Hugging Face config fields."""
+    _tieable(key, tied)
     if key.startswith("hf:"):
         return _hf_model(key[3:], shape, dims, **{"tie_word_embeddings": tied, **overrides})
-    if tied:
-        raise ValueError(f"tied: {key}'s config ties no weights; declare a tied model (mup-derive declare)")
     if overrides:
         raise ValueError(f"{key}: config overrides {sorted(overrides)} are for Hugging Face families only")
     if key == "litgpt:gpt":
@@ -136,6 +141,7 @@ def family_spec(key: str, dims: dict[str, int] = TINY, tied: bool = False, **ove
     """What inference needs to declare the family ``key`` (``tied``, ``overrides``: as :func:`build_model`)."""
     if key not in FAMILIES:
         raise ValueError(f"unknown model family {key!r}; supported: {', '.join(FAMILIES)}")
+    _tieable(key, tied)                                    # before any model is built
     spec = ModelSpec(name=key.replace(":", "_"), build=lambda shape: build_model(key, shape, dims, tied, **overrides),
                      dims=dict(dims))
     mlp = dims["mlp_ratio"]
@@ -215,8 +221,6 @@ def model_spec(text: str, layers: str = "model.layers", dims: dict[str, int] | N
     ``FILE.py:FACTORY`` or ``package.module:FACTORY`` (``FACTORY(shape) -> nn.Module``) as a spec; a factory's
     fixed dims are named by ``dims`` and its residual layers live under ``layers``."""
     if text.partition(":")[0] in LIBRARIES:
-        if tied and not text.startswith("hf:"):
-            raise ValueError(f"tied: {text}'s config ties no weights")
         return family_spec(text, tied=tied)
     if tied:
         raise ValueError("tied: only a family (hf:FAMILY) is built tied; a factory's ties are read from its "
