@@ -349,6 +349,8 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--batch", default=CHECK.batch, show_default=True, type=click.IntRange(1, MAX_BATCH),
               help="Sequences in the one batch that is trained on and probed (built-in model).")
 @click.option("--seq", default=CHECK.seq, show_default=True, type=click.IntRange(1, MAX_SEQ))
+@click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Train and probe on this text file (bytes) instead of the synthetic task.")
 @click.option("--alpha", default=None, type=float, callback=_positive(2.0),
               help="Depth exponent the check expects (per-layer dW.x of a branch op ~ L^(alpha-1)); default: "
                    "the rules module's own, read from its residual multiplier.")
@@ -372,7 +374,8 @@ def _parametrizations(parametrization: str, control: str | None) -> list[str]:
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @_runner_options()
 def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[int], axes: str, lr: float,
-                batch: int, seq: int, alpha: float | None, band: float, parametrization: str, control: str | None,
+                batch: int, seq: int, text: str | None, alpha: float | None, band: float, parametrization: str,
+                control: str | None,
                 steps: int, seeds: int, max_seeds: int, seed_offset: int, base_eps: float, plot_steps: bool,
                 tied: bool, device: str, out_dir: str, runner: str, workers: int) -> None:
     """Train a few AdamW steps per shape; fit log-log slopes of every hooked layer's activation
@@ -392,7 +395,7 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
     outcomes = []
     for p in _parametrizations(parametrization, control):
         try:
-            rep = run_coord_check(_target(target, p, batch=batch, seq=seq, **_tie(tied)), chosen, settings,
+            rep = run_coord_check(_target(target, p, batch=batch, seq=seq, text=text, **_tie(tied)), chosen, settings,
                                   device=device, control=control, out_dir=out_dir, command=_command(), echo=click.echo,
                                   per_step_plot=plot_steps, runner=runner, workers=workers)
         except (CheckError, ValueError) as exc:
@@ -403,6 +406,8 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
     if "unexpected" in outcomes:
         raise SystemExit(1)   # muP failing, or SP or a control passing: the check cannot tell them apart
     if "inconclusive" in outcomes:
+        click.echo(f"inconclusive after {max(seeds, max_seeds)} seeds per shape: the CI straddles a band edge; "
+                   f"a larger --max-seeds narrows it", err=True)
         raise SystemExit(3)
 
 

@@ -123,6 +123,21 @@ def test_sweep_on_text(tmp_path):
     assert "--text" in rep["command"] and all(math.isfinite(x) for x in rep["runs"][0]["losses"])
 
 
+def test_coord_check_reruns_a_text_seed_set_from_the_command_line(tmp_path):
+    from mup_derive.validate import CheckSettings, resolve, run_coord_check
+    args = ["--widths", "64,128", "--axes", "width", "--steps", "1", "--seeds", "2", "--max-seeds", "2",
+            "--parametrization", "mup", "--seed-offset", "100"]
+    res = cli("coord-check", GENERATED, *args, "--text", ROOT / "README.md", "--out", tmp_path)
+    assert res.exit_code in (0, 3), res.output
+    rep = json.loads((tmp_path / "coord_check_gqa_transformer_mup.json").read_text())
+    assert "--text" in rep["command"]
+    s = CheckSettings(widths=(64, 128), steps=1, seeds=2, max_seeds=2, seed_offset=100)
+    runs = {text: run_coord_check(resolve(str(GENERATED), "mup", text=text, batch=s.batch, seq=s.seq), ["width"], s,
+                                  echo=lambda _: None) for text in (str(ROOT / "README.md"), None)}
+    measured = [r.axes["width"].labels["residual"].metrics["rms"].seed_values for r in runs.values()]
+    assert rep["axes"]["width"]["labels"]["residual"]["metrics"]["rms"]["seed_values"] == measured[0] != measured[1]
+
+
 @pytest.mark.parametrize("command", ["derive", "generate"])
 def test_output_that_is_the_input_is_refused(tmp_path, command):
     decl = tmp_path / "gqa.toml"
