@@ -60,6 +60,7 @@ class CellResult:
     mup_inconclusive: dict[str, Rate] = field(default_factory=dict)
     control_pass: dict[str, Rate] = field(default_factory=dict)       # control -> rate
     control_inconclusive: dict[str, Rate] = field(default_factory=dict)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)      # per seed set: its seed offset and each verdict
 
 
 @dataclass
@@ -112,36 +113,39 @@ def profile_cells(profile: str, text: str | None, keys: tuple[str, ...] = ()) ->
 
 
 def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo, runner: str = "local",
-             workers: int = 0) -> CellResult:
+             workers: int = 0, progress: Callable[[CellResult], object] | None = None) -> CellResult:
+    """μP along every axis and each control along the axis it breaks, over ``seed_sets`` seed sets; ``progress``
+    gets the cell's result so far after each seed set (its rates over the seed sets run)."""
     num, _, den = cell.alpha.partition("/")
     module = gqa_variant(folder, Settings(alpha=sp.Rational(int(num), int(den or 1))))
     res = CellResult(cell.name, {**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text})
-    fails: dict[str, int] = dict.fromkeys(AXES, 0)
-    unsure: dict[str, int] = dict.fromkeys(AXES, 0)
-    passes: dict[str, int] = dict.fromkeys(controls, 0)
-    c_unsure: dict[str, int] = dict.fromkeys(controls, 0)
     target = resolve(str(module), "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
     check = partial(run_coord_check, target, runner=runner, workers=workers, echo=lambda *_: None)
-    k_passes = dict(passes)
     for k in range(seed_sets):
         s = replace(cell.settings, seed_offset=SEED_SET_STRIDE * k)
         rep = check(tuple(AXES), s)
-        for axis, a in rep.axes.items():
-            fails[axis] += a.verdict == "fail"
-            unsure[axis] += a.verdict == "inconclusive"
-        for c in controls:
-            crep = check((CONTROLS[c].axis,), s, control=c)
-            passes[c] += crep.verdict == "pass"
-            c_unsure[c] += crep.verdict == "inconclusive"
+        row: dict[str, Any] = {"seed_set": k, "seed_offset": s.seed_offset,
+                               **{f"mup {a}": x.verdict for a, x in rep.axes.items()},
+                               **{f"control {c}": check((CONTROLS[c].axis,), s, control=c).verdict for c in controls}}
+        res.verdicts.append(row)
+        _tally(res, controls)
+        passed = [c for c in controls if row[f"control {c}"] == "pass"]
         echo(f"  {cell.name}: seed set {k}: muP {rep.verdict} "
-             f"({', '.join(f'{a} {x.verdict}' for a, x in rep.axes.items())}); controls passed: "
-             f"{[c for c in controls if passes[c] > k_passes[c]] or 'none'}")
-        k_passes = dict(passes)
-    res.mup_fail = {a: Rate.of(n, seed_sets) for a, n in fails.items()}
-    res.mup_inconclusive = {a: Rate.of(n, seed_sets) for a, n in unsure.items()}
-    res.control_pass = {c: Rate.of(n, seed_sets) for c, n in passes.items()}
-    res.control_inconclusive = {c: Rate.of(n, seed_sets) for c, n in c_unsure.items()}
+             f"({', '.join(f'{a} {x.verdict}' for a, x in rep.axes.items())}); controls passed: {passed or 'none'}")
+        if progress is not None:
+            progress(res)
     return res
+
+
+def _tally(res: CellResult, controls: list[str]) -> None:
+    """The cell's rates over the seed sets in ``res.verdicts``."""
+    runs = len(res.verdicts)
+    def rate(key: str, verdict: str) -> Rate:
+        return Rate.of(sum(v[key] == verdict for v in res.verdicts), runs)
+    res.mup_fail = {a: rate(f"mup {a}", "fail") for a in AXES}
+    res.mup_inconclusive = {a: rate(f"mup {a}", "inconclusive") for a in AXES}
+    res.control_pass = {c: rate(f"control {c}", "pass") for c in controls}
+    res.control_inconclusive = {c: rate(f"control {c}", "inconclusive") for c in controls}
 
 
 def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = None, command: str = "",
@@ -149,14 +153,19 @@ def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = Non
               workers: int = 0, cells: tuple[str, ...] = ()) -> CalibrationReport:
     """Run the calibration grid of ``profile`` (only the cells named in ``cells``, if any) with ``seed_sets``
     disjoint seed sets per cell (runs spread by ``runner`` and ``workers``); ``done`` gets the report so far
-    after each cell (to write it: a long run keeps what it finished)."""
+    after each seed set (to write it: a long run keeps what it finished, each rate over the seed sets it ran)."""
     controls = exposed_by("coord-check")
     grid = profile_cells(profile, text, cells)
     report = CalibrationReport(command, profile, seed_sets, [])
+    finished: list[CellResult] = []
+
+    def progress(cell: CellResult) -> None:
+        report.cells = [*finished, cell]
+        if done is not None:
+            done(report)
     with tempfile.TemporaryDirectory() as tmp:
         for cell in grid:
             echo(f"[calibrate] {cell.name}")
-            report.cells.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers))
-            if done is not None:
-                done(report)
+            finished.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers, progress))
+    report.cells = finished
     return report

@@ -133,10 +133,11 @@ def plot_calibration(report: Any, path: Path) -> None:
             xs = [j + i * width for j in range(len(keys))]
             ys = [rates[k].count / rates[k].runs if k in rates else 0.0 for k in keys]
             up = [rates[k].upper95 - y if k in rates else 0.0 for k, y in zip(keys, ys, strict=True)]
-            ax.bar(xs, ys, width, yerr=[[0.0] * len(ys), up], capsize=2, label=c.cell, **_style(i))
+            label = f"{c.cell} ({len(c.verdicts)} seed sets)"
+            ax.bar(xs, ys, width, yerr=[[0.0] * len(ys), up], capsize=2, label=label, **_style(i))
         ax.axhline(0.05, color="k", linestyle=":", label="5%")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))], keys, rotation=20, fontsize=7)
-        ax.set(ylim=(0, 1), ylabel=f"rate over {report.seed_sets} seed sets", title=title)
+        ax.set(ylim=(0, 1), ylabel="rate over the seed sets run", title=title)
         ax.legend(fontsize=6)
     fig.suptitle(f"coordinate-check calibration ({report.profile})")
     fig.tight_layout()

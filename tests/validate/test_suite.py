@@ -51,10 +51,15 @@ def test_gpu_suite_needs_cuda(tmp_path):
 
 
 def test_calibration_slice_has_no_false_pass_and_no_false_fail():
-    report = calibrate("smoke", seed_sets=2, echo=lambda *_: None)
+    seen = []                                   # what a stopped run would have written after each seed set
+    report = calibrate("smoke", seed_sets=2, echo=lambda *_: None,
+                       done=lambda r: seen.append([(len(c.verdicts), c.mup_fail["width"].runs) for c in r.cells]))
+    assert seen == [[(1, 1)], [(2, 2)]]
     (cell,) = report.cells
     assert all(r.count == 0 for r in cell.control_pass.values()), cell.control_pass
     assert all(r.count == 0 for r in cell.mup_fail.values()), cell.mup_fail
+    assert [v["seed_offset"] for v in cell.verdicts] == [0, 1000]
+    assert all(v["control attn-sqrt-d"] == "fail" and v["mup width"] != "fail" for v in cell.verdicts)
 
 
 def test_wilson_upper_bound():
