@@ -54,6 +54,13 @@ mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers
 # text cell still to run: about 40 s per seed set and cell on 2 cores).
 mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells alpha,text,lr --runner processes --workers 2 \
   --out $out
+# The finite-size effects behind the inconclusive runs, and the text seed sets inconclusive after 12 seeds rerun with
+# up to 24 (reports/README.md, check_finite_size.*).
+python reports/check_finite_size.py > $out/check_finite_size.txt
+for k in 2 4 8 10 12 15 18 22 25 40 44 46; do
+  mup-derive coord-check $gqa --axes width --parametrization mup --text LICENSE --seed-offset ${k}000 --max-seeds 24 \
+    --out out/text_rerun_$k
+done
 
 # Stock Hugging Face families under parametrize, and OLMo2's depth study (reports/hf_families.md, olmo2_depth.md).
 python reports/hf_families.py llama qwen2 mistral gemma2 phi3 granite > $out/hf_families.txt
