@@ -65,19 +65,6 @@ def undeclared(rules: object) -> None:
         decl.pop("stream_degree", None)
 
 
-def over_depth(rule: object) -> object:
-    return lambda **s: rule(**s) / s["L"]
-
-
-def branch_lr_over_depth(rules: object) -> None:
-    """Every branch op's LR divided by L."""
-    for op, decl in rules.DECLARED.items():
-        if decl["branch"] and decl["role"] != "contraction":
-            table = rules.RULES["mup"].setdefault(op, {})
-            for key in [f"lr_{o}" for o in rules.OPTIMIZERS]:
-                table[key] = over_depth(table.get(key, lambda **s: 1.0))
-
-
 def checks() -> None:
     s = CheckSettings()
     for p in ("mup", "sp"):
@@ -94,9 +81,10 @@ def checks() -> None:
                       if lab in ("q_proj", "down_proj", "residual")}
             print(f"olmo2 mup depths {depths} input std {factor:g}:", line(rep), "rms slopes at init", slopes,
                   flush=True)
-    for name, edit in (("without stream_degree", undeclared), ("branch LR / L", branch_lr_over_depth)):
-        rep = run_coord_check(edited(resolve("hf:olmo2"), edit), ["depth"], s, echo=quiet)
-        print(f"olmo2 mup {name}:", line(rep), flush=True)
+    rep = run_coord_check(edited(resolve("hf:olmo2"), undeclared), ["depth"], s, echo=quiet)
+    print("olmo2 mup without stream_degree:", line(rep), flush=True)
+    rep = run_coord_check(resolve("hf:olmo2"), ["depth"], s, control="branch-lr-depth", echo=quiet)
+    print("olmo2 mup branch LR / L:", line(rep), flush=True)          # the branch-lr-depth control
 
 
 if __name__ == "__main__":

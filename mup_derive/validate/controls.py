@@ -94,6 +94,18 @@ def kv_lr_r(e: Edit) -> bool:
     return True
 
 
+def _over_depth(f: Rule) -> Rule:
+    return lambda **shape: f(**shape) / shape["L"]
+
+
+def branch_lr_depth(e: Edit) -> bool:
+    if not e.decl["branch"] or e.decl["role"] == "contraction":
+        return False
+    for k in e.keys("lr"):              # the rule, divided by L
+        e.mup[k] = _over_depth(e.mup.get(k, lambda **shape: 1.0))
+    return True
+
+
 def wd_unscaled(e: Edit) -> bool:
     return any(k in e.mup for k in e.keys("wd")) and _drop(e, "wd")
 
@@ -126,6 +138,8 @@ CONTROLS = {
     "kv-lr-r": Control("coord-check", "rank-deficient (K/V) LRs grow with f(r) = r", kv_lr_r, axis="ratio"),
     "no-residual-mult": Control("coord-check", "residual branches without the L^-alpha multiplier",
                                 residual_absorbed, edit_module=no_residual_mult, axis="depth"),
+    "branch-lr-depth": Control("coord-check", "residual-branch weights' LRs with an extra 1/L (their depth exponent "
+                                              "alpha - 2 instead of alpha - 1)", branch_lr_depth, axis="depth"),
     "wd-unscaled": Control("sweep", "weight decay kept at its base value at every shape, so eta*lambda of weights "
                                     "whose LR scales shrinks with it (e.g. like 1/n for hidden weights under Adam)",
                            wd_unscaled),

@@ -161,18 +161,8 @@ def test_olmo2_along_depth_is_judged_with_the_stream_its_branches_read():
         decl.pop("stream_degree", None)
     bare = run_coord_check(replace(target, rules=undeclared), ["depth"], settings, echo=quiet)
     assert bare.axes["depth"].labels["down_proj"].verdict == "fail"
-    slow = load_rules(target.rules.__file__, fresh=True)
-    for op, decl in slow.DECLARED.items():
-        if decl["branch"] and decl["role"] != "contraction":
-            rules = slow.RULES["mup"].setdefault(op, {})
-            for key in [f"lr_{o}" for o in slow.OPTIMIZERS]:
-                rules[key] = _over_depth(rules.get(key, lambda **s: 1.0))
-    assert run_coord_check(replace(target, rules=slow), ["depth"], settings, echo=quiet).verdict == "fail"
-    assert run_coord_check(target, ["depth"], settings, control="no-residual-mult", echo=quiet).verdict == "fail"
-
-
-def _over_depth(rule):
-    return lambda **s: rule(**s) / s["L"]
+    for control in ("branch-lr-depth", "no-residual-mult"):
+        assert run_coord_check(target, ["depth"], settings, control=control, echo=quiet).verdict == "fail", control
 
 
 def test_compiled_forward_and_backward_of_a_parametrized_phi3():
