@@ -122,22 +122,27 @@ def _wd_panel(ax: Any, report: SweepReport) -> None:
 
 def plot_calibration(report: Any, path: Path) -> None:
     """μP's false-fail rate per cell and axis, and each control's false-pass rate per cell, with the
-    95% Wilson upper bound as a whisker and the 5% target as a line."""
+    95% Wilson upper bound as a whisker and the 5% target as a line; the inconclusive rate is stacked on
+    top, hatched."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.5))
-    for ax, attr, title in ((left, "mup_fail", "muP judged FAIL (false fail)"),
-                            (right, "control_pass", "control judged PASS (false pass)")):
+    panels = ((left, "mup_fail", "mup_inconclusive", "muP judged FAIL (false fail)"),
+              (right, "control_pass", "control_inconclusive", "control judged PASS (false pass)"))
+    for ax, attr, unsure, title in panels:
         keys = sorted({k for c in report.cells for k in getattr(c, attr)})
         width = 0.8 / max(1, len(report.cells))
         for i, c in enumerate(report.cells):
-            rates = getattr(c, attr)
+            rates, open_ = getattr(c, attr), getattr(c, unsure)
             xs = [j + i * width for j in range(len(keys))]
             ys = [rates[k].count / rates[k].runs if k in rates else 0.0 for k in keys]
             up = [rates[k].upper95 - y if k in rates else 0.0 for k, y in zip(keys, ys, strict=True)]
-            label = f"{c.cell} ({len(c.verdicts)} seed sets)"
-            ax.bar(xs, ys, width, yerr=[[0.0] * len(ys), up], capsize=2, label=label, **_style(i))
+            runs = max((r.runs for r in rates.values()), default=0)
+            ax.bar(xs, ys, width, yerr=[[0.0] * len(ys), up], capsize=2, label=f"{c.cell} ({runs} seed sets)",
+                   **_style(i))
+            ax.bar(xs, [open_[k].count / open_[k].runs if k in open_ else 0.0 for k in keys], width, bottom=ys,
+                   hatch="//", alpha=0.35, **_style(i))
         ax.axhline(0.05, color="k", linestyle=":", label="5%")
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(keys))], keys, rotation=20, fontsize=7)
-        ax.set(ylim=(0, 1), ylabel="rate over the seed sets run", title=title)
+        ax.set(ylim=(0, 1), ylabel="rate over the seed sets run (hatched: inconclusive)", title=title)
         ax.legend(fontsize=6)
     fig.suptitle(f"coordinate-check calibration ({report.profile})")
     fig.tight_layout()
