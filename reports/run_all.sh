@@ -50,16 +50,21 @@ done
 mup-derive calibrate --profile cpu --seed-sets 6 --text LICENSE --runner processes --workers 2 --out $out
 # The default cell alone with 75 seed sets: enough runs to bound the false-fail rate at 5% (calibration_smoke.*).
 mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers 2 --out $out
-# Three more cells with 73 seed sets each (calibration_cpu_alpha_text_lr.*; stopped after the lr and alpha cells, the
-# text cell still to run: about 40 s per seed set and cell on 2 cores).
+# Two more cells with 73 seed sets each (calibration_cpu_alpha_text_lr.*; the run was stopped during the text cell, so
+# it holds the lr and alpha cells), then the text cell alone (calibration_cpu_text.*, with the sixth control).
 mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells alpha,text,lr --runner processes --workers 2 \
   --out $out
-# The finite-size effects behind the inconclusive runs, and the text seed sets inconclusive after 12 seeds rerun with
-# up to 24 (reports/README.md, check_finite_size.*).
+mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells text --runner processes --workers 2 --out $out
+# The finite-size effects behind the inconclusive runs (reports/README.md, check_finite_size.*), and the text cell's
+# inconclusive axis runs rerun with up to 24 seeds.
 python reports/check_finite_size.py > $out/check_finite_size.txt
-for k in 2 4 8 10 12 15 18 22 25 40 44 46; do
+for k in 2 4 8 10 12 15 18 22 25 40 44 46 47 48 55 56 58 61 66 69 70; do
   mup-derive coord-check $gqa --axes width --parametrization mup --text LICENSE --seed-offset ${k}000 --max-seeds 24 \
-    --out out/text_rerun_$k
+    --out out/text_rerun_width_$k
+done
+for k in 4 41 44 49 52; do
+  mup-derive coord-check $gqa --axes depth --parametrization mup --text LICENSE --seed-offset ${k}000 --max-seeds 24 \
+    --out out/text_rerun_depth_$k
 done
 
 # Stock Hugging Face families under parametrize, and OLMo2's depth study (reports/hf_families.md, olmo2_depth.md).
