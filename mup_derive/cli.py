@@ -406,7 +406,7 @@ def coord_check(target: str, widths: list[int], ratios: list[int], depths: list[
     if "unexpected" in outcomes:
         raise SystemExit(1)   # muP failing, or SP or a control passing: the check cannot tell them apart
     if "inconclusive" in outcomes:
-        click.echo(f"inconclusive after {max(seeds, max_seeds)} seeds per shape: the CI straddles a band edge; "
+        click.echo(f"inconclusive after {settings.max_seeds} seeds per shape: the CI straddles a band edge; "
                    f"a larger --max-seeds narrows it", err=True)
         raise SystemExit(3)
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tests.helpers import GENERATED, GQA, ROOT, ZOO, cli, fails_cleanly
+from tests.helpers import GENERATED, GQA, ROOT, ZOO, cli, fails_cleanly, quiet
 
 
 def test_declaration_error_names_op_and_field(tmp_path):
@@ -133,7 +133,7 @@ def test_coord_check_reruns_a_text_seed_set_from_the_command_line(tmp_path):
     assert "--text" in rep["command"]
     s = CheckSettings(widths=(64, 128), steps=1, seeds=2, max_seeds=2, seed_offset=100)
     runs = {text: run_coord_check(resolve(str(GENERATED), "mup", text=text, batch=s.batch, seq=s.seq), ["width"], s,
-                                  echo=lambda _: None) for text in (str(ROOT / "README.md"), None)}
+                                  echo=quiet) for text in (str(ROOT / "README.md"), None)}
     measured = [r.axes["width"].labels["residual"].metrics["rms"].seed_values for r in runs.values()]
     assert rep["axes"]["width"]["labels"]["residual"]["metrics"]["rms"]["seed_values"] == measured[0] != measured[1]
 
