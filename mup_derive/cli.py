@@ -1,6 +1,7 @@
 """Command line: ``mup-derive derive|generate|examples|declare|coord-check|sweep|suite|calibrate``."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import shlex
@@ -498,24 +499,36 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
 @click.option("--cells", default="", metavar="KEYS",
               help="Run only these cells, comma-separated (cpu: default, wide, steps, lr, alpha, text); the "
                    "report is named after them.")
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None, metavar="REPORT.json",
+              help="Continue this earlier calibration report: keep the seed sets it holds for cells with the same "
+                   "settings and run only the rest (the new report goes to --out, never over it).")
 @click.option("--out", "out_dir", default="out", show_default=True, callback=_out_dir)
 @_runner_options()
-def calibrate(profile: str, seed_sets: int, text: str | None, cells: str, out_dir: str, runner: str,
-              workers: int) -> None:
+def calibrate(profile: str, seed_sets: int, text: str | None, cells: str, resume: str | None, out_dir: str,
+              runner: str, workers: int) -> None:
     """Measure the coordinate check's false-fail rate on correct muP and false-pass rate on every
     negative control, over a grid of settings and disjoint seed sets."""
+    from .atomic import OutputError, check_target
     from .validate.calibrate import calibrate as run
     from .validate.plots import plot_calibration
-    from .validate.report import write_report
+    from .validate.report import report_paths, write_report
     keys = tuple(k.strip() for k in cells.split(",") if k.strip())
     name = "_".join((f"calibration_{profile}", *keys))
+    inputs = [resume] if resume else []
     def save(report: Any) -> None:
-        write_report(out_dir, name, report, plot_calibration)
+        write_report(out_dir, name, report, plot_calibration, inputs=inputs)
 
     try:
+        for path in report_paths(out_dir, name):
+            check_target(path, inputs)
+        earlier = json.loads(Path(resume).read_text()) if resume else None
         report = run(profile, seed_sets, text=text, command=_command(), echo=click.echo, done=save, runner=runner,
-                     workers=workers, cells=keys)
-    except ValueError as exc:        # a check that cannot run as asked, a missing example, an unknown cell
+                     workers=workers, cells=keys, resume=earlier)
+    except OutputError as exc:
+        raise click.ClickException(f"--out: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"--resume: cannot read {resume} as JSON: {exc}") from None
+    except ValueError as exc:        # a check that cannot run as asked, an unknown cell, a report that cannot resume
         raise click.ClickException(str(exc)) from None
     path = Path(out_dir) / f"{name}.json"
     for c in report.cells:

@@ -4,13 +4,15 @@ Correct μP is checked over a grid of settings (cells: widths, steps, LR, synthe
 alpha 1 and 1/2, MHA along width and depth, GQA along the ratio), each with several disjoint seed
 sets; every negative control is checked along the axis it breaks, in the same cells and seed sets.
 The report gives, per (cell, axis), the false-fail rate of μP with its 95% Wilson upper bound, the
-inconclusive rate, and, per (cell, control), the false-pass rate.
+inconclusive rate, and, per (cell, control), the false-pass rate.  A run may continue an earlier report:
+the seed sets that report holds for a cell with the same settings are kept, and only the rest are run.
 """
 from __future__ import annotations
 
+import json
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -69,6 +71,7 @@ class CalibrationReport:
     profile: str
     seed_sets: int
     cells: list[CellResult]
+    earlier: list[str] = field(default_factory=list)     # commands of the runs whose seed sets it continues
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,16 +115,79 @@ def profile_cells(profile: str, text: str | None, keys: tuple[str, ...] = ()) ->
     return [c for c in cells if not keys or c.key in keys]
 
 
+def cell_settings(cell: Cell) -> dict[str, Any]:
+    """What a cell's verdicts depend on, as its report's JSON records it."""
+    return json.loads(json.dumps({**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text}))
+
+
+def kept_rows(earlier: Any, grid: list[Cell], controls: list[str], seed_sets: int,
+              profile: str) -> dict[str, list[dict[str, Any]]]:
+    """Per cell name, the verdict rows of ``earlier`` (a report's JSON) to keep: its first seed sets, up to
+    ``seed_sets``, of each cell run with the same settings or a smaller ``max_seeds`` (then its inconclusive
+    verdicts are None, to be run again); refuses a report that cannot be continued."""
+    olds = earlier.get("cells") if isinstance(earlier, dict) else None
+    if not isinstance(olds, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("settings"), dict) and isinstance(c.get("verdicts"), list)
+            and all(isinstance(r, dict) for r in c["verdicts"]) for c in olds):
+        raise ValueError("--resume: not a calibration report with verdict rows per seed set")
+    if earlier.get("profile") != profile:
+        raise ValueError(f"--resume: a {earlier.get('profile')} calibration, not {profile}")
+    cells = {c.name: c for c in grid}
+    keys = [f"mup {a}" for a in AXES] + [f"control {c}" for c in controls]
+    kept = {}
+    for old in olds:
+        cell = cells.get(old.get("cell", ""))
+        if cell is None:
+            continue
+        now, then = cell_settings(cell), old["settings"]
+        differ = [k for k in now if then.get(k) != now[k]]
+        raised = differ == ["max_seeds"] and isinstance(then["max_seeds"], int) and then["max_seeds"] < now["max_seeds"]
+        if differ and not raised:
+            raise ValueError(f"--resume: cell {cell.name!r} ran with {differ[0]} {then.get(differ[0])!r}, "
+                             f"this run has {now[differ[0]]!r}")
+        rows = old["verdicts"][:seed_sets]
+        if [r.get("seed_set") for r in rows] != list(range(len(rows))):
+            raise ValueError(f"--resume: cell {cell.name!r} does not hold seed sets 0, 1, ... in order")
+        missing = [k for k in keys if any(k not in r for r in rows)]
+        if missing:
+            raise ValueError(f"--resume: cell {cell.name!r} has no {missing[0]!r} verdicts (run before it existed); "
+                             f"run the cell afresh")
+        # a larger seed cap decides a run the same way wherever the smaller one did (the same seeds, in the
+        # same order): only the inconclusive ones are left to run again
+        kept[cell.name] = [{k: None if raised and v == "inconclusive" else v for k, v in r.items()} for r in rows]
+    return kept
+
+
 def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo: Echo, runner: str = "local",
-             workers: int = 0, progress: Callable[[CellResult], object] | None = None) -> CellResult:
-    """μP along every axis and each control along the axis it breaks, over ``seed_sets`` seed sets; ``progress``
-    gets the cell's result so far after each seed set (its rates over the seed sets run)."""
+             workers: int = 0, progress: Callable[[CellResult], object] | None = None,
+             kept: Sequence[dict[str, Any]] = ()) -> CellResult:
+    """μP along every axis and each control along the axis it breaks, over ``seed_sets`` seed sets, the first
+    ones' verdicts taken from ``kept`` (a None verdict is run again; the row lists it under "rerun");
+    ``progress`` gets the cell's result so far after each seed set (its rates over the seed sets run)."""
     num, _, den = cell.alpha.partition("/")
     module = gqa_variant(folder, Settings(alpha=sp.Rational(int(num), int(den or 1))))
-    res = CellResult(cell.name, {**asdict(cell.settings), "alpha": cell.alpha, "text": cell.text})
+    res = CellResult(cell.name, cell_settings(cell), verdicts=[dict(r) for r in kept])
     target = resolve(str(module), "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
     check = partial(run_coord_check, target, runner=runner, workers=workers, echo=lambda *_: None)
-    for k in range(seed_sets):
+    if kept:
+        echo(f"  {cell.name}: seed sets 0-{len(kept) - 1} kept from the earlier report")
+    for old in res.verdicts:
+        redo = [key for key, v in old.items() if v is None]
+        s = replace(cell.settings, seed_offset=old["seed_offset"])
+        for key in redo:
+            what, _, name = key.partition(" ")
+            old[key] = (check((name,), s) if what == "mup" else
+                        check((CONTROLS[name].axis,), s, control=name)).verdict
+        if redo:
+            old["rerun"] = redo
+            echo(f"  {cell.name}: seed set {old['seed_set']}: inconclusive before, up to {s.max_seeds} seeds now: "
+                 f"{', '.join(f'{key} {old[key]}' for key in redo)}")
+            _tally(res, controls)
+            if progress is not None:
+                progress(res)
+    if kept:
+        _tally(res, controls)
+    for k in range(len(kept), seed_sets):
         s = replace(cell.settings, seed_offset=SEED_SET_STRIDE * k)
         rep = check(tuple(AXES), s)
         row: dict[str, Any] = {"seed_set": k, "seed_offset": s.seed_offset,
@@ -138,10 +204,11 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
 
 
 def _tally(res: CellResult, controls: list[str]) -> None:
-    """The cell's rates over the seed sets in ``res.verdicts``."""
+    """The cell's rates over the seed sets in ``res.verdicts`` (a verdict still to be rerun with more seeds,
+    None, counts as inconclusive)."""
     runs = len(res.verdicts)
     def rate(key: str, verdict: str) -> Rate:
-        return Rate.of(sum(v[key] == verdict for v in res.verdicts), runs)
+        return Rate.of(sum((v[key] or "inconclusive") == verdict for v in res.verdicts), runs)
     res.mup_fail = {a: rate(f"mup {a}", "fail") for a in AXES}
     res.mup_inconclusive = {a: rate(f"mup {a}", "inconclusive") for a in AXES}
     res.control_pass = {c: rate(f"control {c}", "pass") for c in controls}
@@ -150,13 +217,16 @@ def _tally(res: CellResult, controls: list[str]) -> None:
 
 def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = None, command: str = "",
               echo: Echo = print, done: Callable[[CalibrationReport], object] | None = None, runner: str = "local",
-              workers: int = 0, cells: tuple[str, ...] = ()) -> CalibrationReport:
+              workers: int = 0, cells: tuple[str, ...] = (), resume: dict[str, Any] | None = None) -> CalibrationReport:
     """Run the calibration grid of ``profile`` (only the cells named in ``cells``, if any) with ``seed_sets``
     disjoint seed sets per cell (runs spread by ``runner`` and ``workers``); ``done`` gets the report so far
-    after each seed set (to write it: a long run keeps what it finished, each rate over the seed sets it ran)."""
+    after each seed set (to write it: a long run keeps what it finished, each rate over the seed sets it ran).
+    ``resume``, an earlier report's JSON, supplies the seed sets it holds for cells with the same settings."""
     controls = exposed_by("coord-check")
     grid = profile_cells(profile, text, cells)
-    report = CalibrationReport(command, profile, seed_sets, [])
+    kept = kept_rows(resume, grid, controls, seed_sets, profile) if resume is not None else {}
+    earlier = [*resume.get("earlier", []), resume.get("command", "")] if resume is not None and kept else []
+    report = CalibrationReport(command, profile, seed_sets, [], earlier)
     finished: list[CellResult] = []
 
     def progress(cell: CellResult) -> None:
@@ -166,6 +236,7 @@ def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = Non
     with tempfile.TemporaryDirectory() as tmp:
         for cell in grid:
             echo(f"[calibrate] {cell.name}")
-            finished.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers, progress))
+            finished.append(run_cell(cell, seed_sets, controls, Path(tmp), echo, runner, workers, progress,
+                                     kept.get(cell.name, [])))
     report.cells = finished
     return report

@@ -51,7 +51,7 @@ class CheckSettings:
     band: float = 0.25
     batch: int = 2
     seq: int = 16
-    max_seeds: int = 12                 # an inconclusive axis gets more seeds, up to this many
+    max_seeds: int = 24                 # an inconclusive axis gets more seeds, up to this many
     seed_offset: int = 0                # seeds are seed_offset, seed_offset + 1, ...
     eps: float = 1e-8                   # AdamW's base eps
 

@@ -1,10 +1,11 @@
 """The evidence campaign and the calibration, in miniature on the CPU (the slice CI runs)."""
 import json
+from dataclasses import asdict
 
 import pytest
 
 from mup_derive.validate.calibrate import calibrate, wilson_upper
-from tests.helpers import cli
+from tests.helpers import cli, quiet
 
 
 def test_smoke_suite_gives_every_expected_verdict(tmp_path):
@@ -52,14 +53,66 @@ def test_gpu_suite_needs_cuda(tmp_path):
 
 def test_calibration_slice_has_no_false_pass_and_no_false_fail():
     seen = []                                   # what a stopped run would have written after each seed set
-    report = calibrate("smoke", seed_sets=2, echo=lambda *_: None,
-                       done=lambda r: seen.append([(len(c.verdicts), c.mup_fail["width"].runs) for c in r.cells]))
-    assert seen == [[(1, 1)], [(2, 2)]]
+    def done(r):
+        seen.append([(len(c.verdicts), c.mup_fail["width"].runs) for c in r.cells])
+    first = calibrate("smoke", seed_sets=1, echo=quiet, done=done, command="first")
+    report = calibrate("smoke", seed_sets=2, echo=quiet, done=done, command="second",
+                       resume=json.loads(json.dumps(first.to_dict())))     # continued: only seed set 1 runs
+    assert seen == [[(1, 1)], [(2, 2)]] and report.earlier == ["first"]
     (cell,) = report.cells
+    assert cell.verdicts[0] == first.cells[0].verdicts[0]
     assert all(r.count == 0 for r in cell.control_pass.values()), cell.control_pass
     assert all(r.count == 0 for r in cell.mup_fail.values()), cell.mup_fail
     assert [v["seed_offset"] for v in cell.verdicts] == [0, 1000]
     assert all(v["control attn-sqrt-d"] == "fail" and v["mup width"] != "fail" for v in cell.verdicts)
+
+
+def test_calibration_resumes_only_a_report_it_can_continue(tmp_path):
+    from mup_derive.validate.calibrate import CalibrationReport, CellResult, cell_settings, profile_cells
+    from mup_derive.validate.controls import exposed_by
+    (cell,) = profile_cells("smoke", None)
+    row = {"seed_set": 0, "seed_offset": 0, **{f"mup {a}": "pass" for a in ("width", "ratio", "depth")},
+           **{f"control {c}": "fail" for c in exposed_by("coord-check")}}
+    def report(settings=None, rows=(row,), profile="smoke"):
+        r = CalibrationReport("earlier", profile, 1, [CellResult(cell.name, settings or cell_settings(cell),
+                                                                 verdicts=list(rows))])
+        path = tmp_path / f"in{len(list(tmp_path.iterdir()))}" / "calibration_smoke.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(asdict(r)))
+        return path
+    cases = [(report(profile="cpu"), "a cpu calibration, not smoke"),
+             (report({**cell_settings(cell), "steps": 10}), "ran with steps 10, this run has 4"),
+             (report(rows=[{k: v for k, v in row.items() if k != "control branch-lr-depth"}]),
+              "no 'control branch-lr-depth' verdicts"),
+             (report(rows=[{**row, "seed_set": 1}]), "seed sets 0, 1, ... in order"),
+             (report({**cell_settings(cell), "max_seeds": 48}), "ran with max_seeds 48, this run has 24")]
+    for path, said in cases:
+        bad = cli("calibrate", "--resume", path, "--out", tmp_path / "out")
+        assert bad.exit_code == 1 and said in bad.output and "Traceback" not in bad.output, bad.output
+    (tmp_path / "junk.json").write_text("{")
+    bad = cli("calibrate", "--resume", tmp_path / "junk.json", "--out", tmp_path / "out")
+    assert bad.exit_code == 1 and "cannot read" in bad.output and "Traceback" not in bad.output
+    path = report()
+    bad = cli("calibrate", "--resume", path, "--out", path.parent)              # would write over its input
+    assert bad.exit_code == 1 and "is an input" in bad.output and "--out" in bad.output
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())   # refused before any run
+    assert json.loads(path.read_text())["command"] == "earlier"
+
+
+def test_a_larger_seed_cap_reruns_only_the_inconclusive_verdicts(tmp_path):
+    from mup_derive.validate.calibrate import CellResult, cell_settings, profile_cells
+    from mup_derive.validate.controls import exposed_by
+    (cell,) = profile_cells("smoke", None)
+    row = {"seed_set": 0, "seed_offset": 0, "mup width": "inconclusive", "mup ratio": "pass", "mup depth": "pass",
+           **{f"control {c}": "fail" for c in exposed_by("coord-check")}}
+    earlier = {"command": "earlier", "profile": "smoke",
+               "cells": [asdict(CellResult(cell.name, {**cell_settings(cell), "max_seeds": 12}, verdicts=[row]))]}
+    report = calibrate("smoke", seed_sets=1, echo=quiet, resume=earlier, command="later")
+    (new,) = report.cells[0].verdicts
+    assert new["rerun"] == ["mup width"] and new["mup width"] == "pass"      # seed set 0 passes width at 3 seeds
+    assert {k: v for k, v in new.items() if k not in ("rerun", "mup width")} == \
+        {k: v for k, v in row.items() if k != "mup width"}
+    assert report.cells[0].mup_inconclusive["width"].count == 0 and report.cells[0].settings["max_seeds"] == 24
 
 
 def test_wilson_upper_bound():
