@@ -126,42 +126,71 @@ def eager_modules(model: nn.Module) -> list[Any]:
             if callable(fn) and {"query", "key", "scaling"} <= set(inspect.signature(fn).parameters)]
 
 
+def flex_sites(model: nn.Module) -> list[tuple[Any, str]]:
+    """Where the model's classes reach torch's ``flex_attention``: (owner, name) for each name in their Python
+    modules or in the classes themselves bound to it or to a ``torch.compile`` of it (torchtitan's
+    ``FlexAttention._compiled_flex_attn``), looked up at call time."""
+    classes = {c for m in model.modules() for c in type(m).__mro__ if c is not object}
+    owners: list[Any] = [*(sys.modules[k] for k in sorted({c.__module__ for c in classes}) if k in sys.modules),
+                         *sorted(classes, key=lambda c: (c.__module__, c.__qualname__))]
+    return [(o, name) for o in owners for name, v in list(vars(o).items()) if _eager_flex(v) is not None]
+
+
+def _eager_flex(value: Any) -> Callable[..., Any] | None:
+    """torch's eager ``flex_attention`` if ``value`` is it, a static method of it or a ``torch.compile`` of it."""
+    from torch.nn.attention.flex_attention import flex_attention
+    fn = value.__func__ if isinstance(value, staticmethod) else value
+    if fn is flex_attention or getattr(fn, "_torchdynamo_orig_callable", None) is flex_attention:
+        return flex_attention
+    return None
+
+
+def _logits(query: torch.Tensor, key: torch.Tensor, scale: float | None) -> torch.Tensor:
+    """q.k^T * scale of one attention call (query and key as (..., heads, tokens, d_head); scale None:
+    1/sqrt(d_head)), the key's grouped heads repeated."""
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    return (query @ _grouped(query, key).transpose(-2, -1) * scale).detach()
+
+
+def _sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False,
+          scale: float | None = None, enable_gqa: bool = False) -> None:
+    """The signature of torch's built-in ``scaled_dot_product_attention``, which ``inspect`` cannot read."""
+
+
 @contextmanager
-def attention_logits(found: list[torch.Tensor], eager: Sequence[Any] = ()) -> Iterator[None]:
-    """Record q.k^T * scale (the attention logits before the mask) of every call made inside the block to
-    ``torch.nn.functional.scaled_dot_product_attention``, whatever model makes it, and to the
+def attention_logits(found: list[torch.Tensor], eager: Sequence[Any] = (),
+                     flex: Sequence[tuple[Any, str]] = ()) -> Iterator[None]:
+    """Record q.k^T * scale (the attention logits before the mask and any score_mod) of every call made inside the
+    block to ``torch.nn.functional.scaled_dot_product_attention``, whatever model makes it; to the
     ``eager_attention_forward`` of the modules ``eager`` (from :func:`eager_modules`: Hugging Face's eager
-    attention)."""
+    attention); and to the flex attention at ``flex`` (from :func:`flex_sites`), which then runs eagerly (a
+    compiled one gives the same values)."""
     original = F.scaled_dot_product_attention
 
-    def recording(*args: Any, **kwargs: Any) -> torch.Tensor:
-        query = args[0] if args else kwargs["query"]
-        key = _grouped(query, args[1] if len(args) > 1 else kwargs["key"])
-        scale = kwargs.get("scale")
-        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-        found.append((query @ key.transpose(-2, -1) * scale).detach())
-        return original(*args, **kwargs)
-
-    def recording_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(fn)
+    def recording(fn: Callable[..., Any], names: tuple[str, str, str],
+                  signature: inspect.Signature | None = None) -> Callable[..., Any]:
+        signature = signature or inspect.signature(fn)
 
         def record(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs).arguments
-            query = bound["query"]
-            found.append((query @ _grouped(query, bound["key"]).transpose(-2, -1) * bound["scaling"]).detach())
+            found.append(_logits(bound[names[0]], bound[names[1]], bound.get(names[2])))
             return fn(*args, **kwargs)
         return record
 
-    patched = [(m, m.eager_attention_forward) for m in eager]
-    F.scaled_dot_product_attention = recording
-    for mod, fn in patched:
-        mod.eager_attention_forward = recording_eager(fn)
+    patched = [(m, "eager_attention_forward", vars(m)["eager_attention_forward"]) for m in eager] + \
+        [(owner, name, vars(owner)[name]) for owner, name in flex]
+    F.scaled_dot_product_attention = recording(original, ("query", "key", "scale"), inspect.signature(_sdpa))
+    for owner, name, was in patched:
+        flex_fn = _eager_flex(was)
+        wrapped = recording(flex_fn, ("query", "key", "scale")) if flex_fn is not None else \
+            recording(was, ("query", "key", "scaling"))
+        setattr(owner, name, staticmethod(wrapped) if isinstance(was, staticmethod) else wrapped)
     try:
         yield
     finally:
         F.scaled_dot_product_attention = original
-        for mod, fn in patched:
-            mod.eager_attention_forward = fn
+        for owner, name, was in patched:
+            setattr(owner, name, was)
 
 
 def logits_label(target: Target) -> str | None:
@@ -172,7 +201,7 @@ def logits_label(target: Target) -> str | None:
 
 class Recorder:
     """Runs the probe batch through the model and appends every label's metrics to the series.  A target
-    without probes of its own gets its attention logits from intercepted attention calls (SDPA, Hugging Face
+    without probes of its own gets its attention logits from intercepted attention calls (SDPA, flex, Hugging Face
     eager), and stops if it makes none.  An op the model multiplies by a declared gate is measured at its effective
     output, gate times its own."""
 
@@ -182,6 +211,7 @@ class Recorder:
                      if shape is not None and "gate" in d and not d.get("gate_inside")}
         self.intercept = logits_label(target) if target.probes is None else None
         self.eager = eager_modules(model) if self.intercept else []
+        self.flex = flex_sites(model) if self.intercept else []
         self.hooks = Hooks(target, model)
         self.series: Series = {}
         self.init_out: dict[str, torch.Tensor] = {}
@@ -191,13 +221,13 @@ class Recorder:
     def record(self) -> None:
         self.hooks.out.clear()
         found: list[torch.Tensor] = []
-        with attention_logits(found, self.eager) if self.intercept else nullcontext():
+        with attention_logits(found, self.eager, self.flex) if self.intercept else nullcontext():
             self.target.loss(self.model, self.batch)
         if self.intercept and not found:
             model = type(self.model).__name__
-            raise CheckError(f"the declared contraction {self.intercept!r} was not measured: {model} calls neither "
-                             "torch's scaled_dot_product_attention nor a Hugging Face eager_attention_forward (flex "
-                             "or hand-written attention); give its Target probes")
+            raise CheckError(f"the declared contraction {self.intercept!r} was not measured: {model} calls none of "
+                             "torch's scaled_dot_product_attention, its flex_attention and a Hugging Face "
+                             "eager_attention_forward (attention written out by hand); give its Target probes")
         outs = dict(self.hooks.out)
         if not self.init_out:
             self.init_out, self.init_inp = outs, dict(self.hooks.inp)

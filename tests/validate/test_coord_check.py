@@ -212,7 +212,7 @@ def test_attention_scale_control_shows_on_a_factory_target():
 
 
 def test_a_declared_contraction_that_is_not_measured_fails_the_run(monkeypatch):
-    """A model whose attention escapes interception (flex or hand-written attention) without probes of its own
+    """A model whose attention escapes interception (hand-written attention) without probes of its own
     would leave the declared logits unmeasured, a blind spot: the run stops in one line instead."""
     target = replace(gqa_target(str(GENERATED), "mup"), probes=None)
     real = torch.nn.functional
@@ -246,6 +246,33 @@ def test_intercepted_logits_match_the_probe(gen):
         model(torch.randint(0, 256, (2, 16)))
     probed = gqa_logits(model, out)["attn_logits"]
     assert len(found) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(found, probed, strict=True))
+
+
+def test_flex_attention_is_measured_like_sdpa():
+    """torchtitan's flex backend calls a class-level torch.compile of flex_attention: its logits are taken there,
+    with no edit to the model, equal to SDPA's on the same weights, and the class is left as it was (forward only:
+    flex attention has no backward on the CPU)."""
+    pytest.importorskip("torchtitan")
+    from torch.nn.attention.flex_attention import create_block_mask
+    from torchtitan.models.common.attention import FlexAttention
+
+    from mup_derive.infer.families import torchtitan_model
+    from mup_derive.validate.trace import attention_logits, flex_sites
+    torch.manual_seed(0)
+    model, tokens, compiled = torchtitan_model({"n": 64, "L": 2, "r": 2}), torch.randint(0, 256, (2, 16)), \
+        FlexAttention._compiled_flex_attn
+    sdpa: list[torch.Tensor] = []
+    with torch.no_grad(), attention_logits(sdpa):
+        want = model(tokens)
+    for i in range(2):
+        model.get_submodule(f"layers.{i}.attention").inner_attention = FlexAttention(FlexAttention.Config())
+    assert (FlexAttention, "_compiled_flex_attn") in flex_sites(model)
+    mask = create_block_mask(lambda b, h, q, k: q >= k, None, None, 16, 16, device="cpu")
+    flex: list[torch.Tensor] = []
+    with torch.no_grad(), attention_logits(flex, flex=flex_sites(model)):
+        got = model(tokens, attention_masks=mask)
+    assert len(flex) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(sdpa, flex, strict=True))
+    assert torch.allclose(got, want, atol=1e-4) and FlexAttention._compiled_flex_attn is compiled
 
 
 def test_hugging_face_eager_attention_is_measured_like_sdpa():
