@@ -16,6 +16,7 @@ The calls a researcher uses are here::
     sweep = md.run_sweep(md.resolve("generated/gqa_transformer.py"),
                          md.SweepGrid(axis="width", values=(64, 128), lrs=(1e-3, 4e-3)))
     groups = md.parametrize(hf_llama, base={"n": 256, "L": 2, "r": 1}, lr=3e-3)   # a stock HF model
+    dcp.save({"model": hf_llama.state_dict(), "mup": md.CheckpointRecord(hf_llama)}, checkpoint_id=path)
 
 Names are imported on first use, so that ``import mup_derive`` does not load torch.
 """
@@ -32,14 +33,14 @@ _EXPORTS = {
     "generate_module": "generate.codegen",
     "CheckSettings": "validate.settings", "SweepGrid": "validate.settings", "Target": "validate.target",
     "resolve": "validate.target", "run_coord_check": "validate.coord_check", "run_sweep": "validate.sweep",
-    "parametrize": "apply.parametrize",
+    "parametrize": "apply.parametrize", "CheckpointRecord": "apply.parametrize",
 }
-__all__ = ["CheckSettings", "DeclarationError", "Settings", "SweepGrid", "Table", "Target", "__version__",
-           "architecture", "generate_module", "load", "parametrize", "render", "resolve", "run_coord_check",
-           "run_sweep", "solve"]
+__all__ = ["CheckSettings", "CheckpointRecord", "DeclarationError", "Settings", "SweepGrid", "Table", "Target",
+           "__version__", "architecture", "generate_module", "load", "parametrize", "render", "resolve",
+           "run_coord_check", "run_sweep", "solve"]
 
 if TYPE_CHECKING:
-    from .apply.parametrize import parametrize
+    from .apply.parametrize import CheckpointRecord, parametrize
     from .declare.build import architecture, load
     from .declare.grammar import DeclarationError
     from .derive.render import render

@@ -15,6 +15,7 @@ goes into their state dict's metadata, and a state dict saved under another para
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from fractions import Fraction
 from functools import lru_cache
@@ -161,7 +162,8 @@ def _check_record(module: Any, state_dict: dict, prefix: str, local_metadata: di
 
 def _record(model: Any, key: str, base: dict[str, int], alpha: Fraction, parametrization: str) -> None:
     """Record the parametrization with the model, refusing one that carries another: a Hugging Face model's
-    ``config.mup``; for litgpt and torchtitan, whose configs have no place for it, the state dict's metadata
+    ``config.mup``; for litgpt, torchtitan and a declared module, which have no config with a place for it, the
+    state dict's metadata
     (``state_dict()._metadata``, which ``torch.save`` keeps), checked when a state dict loads into the model."""
     want = {"parametrization": parametrization, "base": dict(sorted(base.items())), "alpha": str(alpha)}
     if key.startswith("hf:"):
@@ -174,6 +176,32 @@ def _record(model: Any, key: str, base: dict[str, int], alpha: Fraction, paramet
         model.register_state_dict_post_hook(_save_record)
         model.register_load_state_dict_pre_hook(_check_record)
     setattr(model, RECORD, want)
+
+
+def record_of(model: Any) -> dict:
+    """The parametrization :func:`parametrize` recorded with ``model`` (its ``config.mup`` or state-dict record)."""
+    have = getattr(model, RECORD, None) or getattr(getattr(model, "config", None), "mup", None)
+    if not isinstance(have, dict):
+        raise ValueError(f"model: {type(model).__name__} carries no parametrization record; parametrize it first")
+    return dict(have)
+
+
+class CheckpointRecord:
+    """The model's parametrization as an entry of a ``torch.distributed.checkpoint`` (DCP) state dict, which keeps
+    the tensors of the model's state dict but neither its metadata nor a config: saved beside the model,
+    ``dcp.save({"model": model.state_dict(), "mup": CheckpointRecord(model)}, ...)``, and loaded the same way
+    (``dcp.load(state, ...)``, then ``model.load_state_dict(state["model"])``), it refuses a checkpoint written under
+    another parametrization, base or alpha.  DCP hands it the saved record after it has read the tensors into the
+    state dict given, which holds the parameters themselves unless the model's state-dict hooks copy them."""
+
+    def __init__(self, model: Any) -> None:
+        self.want = record_of(model)
+
+    def state_dict(self) -> dict[str, str]:
+        return {"record": json.dumps(self.want, sort_keys=True)}
+
+    def load_state_dict(self, state: dict[str, str]) -> None:
+        _refuse(json.loads(state["record"]), self.want, "the checkpoint")
 
 
 def family_init(key: str, rules: Any, model: Any, shape: dict[str, int], std: float = 0.02,
@@ -213,6 +241,7 @@ def parametrize(model: Any, base: dict[str, int], lr: float, weight_decay: float
             family_init(key, rules, model, shape, std, parametrization)
     else:
         rules = rules_for(model, base, alpha, parametrization, declaration)
+        _record(model, "declared", base, _fraction(alpha), parametrization)
         if init:
             rules.init_weights(model, std=std, shape=shape, parametrization=parametrization)
     return list(rules.param_groups(model, lr=lr, weight_decay=weight_decay, eps=eps, optimizer=optimizer,

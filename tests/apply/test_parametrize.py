@@ -238,3 +238,39 @@ def test_any_module_with_a_declaration(tmp_path):
     assert model[2].weight.std().item() == pytest.approx(0.02 / 2, rel=0.05)
     with pytest.raises(ValueError, match="shape: a model given with a declaration"):
         parametrize(model, BASE, lr=1.0, declaration=decl)
+    torch.save(model.state_dict(), tmp_path / "mlp.pt")             # the record rides in the state dict's metadata
+    other = torch.nn.Sequential(*(type(m)(m.in_features, m.out_features, bias=False) if hasattr(m, "in_features")
+                                  else m for m in model))
+    parametrize(other, {**BASE, "n": 128}, lr=1.0, declaration=decl, shape={"n": 256, "L": 2, "r": 1}, init=False)
+    with pytest.raises(ValueError, match=r"the state dict was written under another parametrization \(base"):
+        other.load_state_dict(torch.load(tmp_path / "mlp.pt"))
+
+
+@pytest.mark.parametrize("family", ["hf:llama", "torchtitan:llama3"])
+def test_a_distributed_checkpoint_keeps_the_record_beside_the_model(tmp_path, family):
+    """DCP keeps only the tensors of a state dict; the record saved beside them is checked on load: the same
+    parametrization loads the same weights, another base or alpha is refused in one line."""
+    import torch.distributed.checkpoint as dcp
+
+    from mup_derive import CheckpointRecord
+    if family.startswith("torchtitan"):
+        pytest.importorskip("torchtitan")
+    torch.manual_seed(0)
+    model = build_model(family, SHAPE)
+    parametrize(model, BASE, lr=1e-3)
+    dcp.save({"model": model.state_dict(), "mup": CheckpointRecord(model)}, checkpoint_id=tmp_path / "ckpt")
+    for base, alpha, refused in ((BASE, 1, None), ({**BASE, "n": 128}, 1, "base"), (BASE, 0.5, "alpha")):
+        again = build_model(family, SHAPE)
+        parametrize(again, base, lr=1e-3, alpha=alpha, init=False)
+        state = {"model": again.state_dict(), "mup": CheckpointRecord(again)}
+        if refused is None:
+            dcp.load(state, checkpoint_id=tmp_path / "ckpt")
+            again.load_state_dict(state["model"])           # as DCP's set_model_state_dict: fused wqkv from wq, wk, wv
+            assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(),
+                                                         strict=True))
+        else:
+            with pytest.raises(ValueError, match=rf"^model: the checkpoint was written under another "
+                                                 rf"parametrization \({refused} differ"):
+                dcp.load(state, checkpoint_id=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="carries no parametrization record; parametrize it first"):
+        CheckpointRecord(build_model(family, SHAPE))
