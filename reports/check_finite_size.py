@@ -6,9 +6,13 @@
    check's fitted depth slope of o's and q's own update at L = 2-8 and at L = 4-16.
 2. Width on text bytes: the fitted width slope of the changes of o's, mlp_down's and the stream's outputs, 24 seeds
    at widths 128-512 and 256-1024 on LICENSE bytes, and at 128-512 on the synthetic task.
+3. Width after 10 steps (the calibration's 10-step cell): the same slopes of the outputs and their changes, 24 seeds,
+   at widths 128-512 and 256-1024 on the synthetic task.
 
-Run: python reports/check_finite_size.py > reports/check_finite_size.txt
+Run: python reports/check_finite_size.py > reports/check_finite_size.txt (all three parts; name some of depth,
+width and steps to run only those).
 """
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,14 +52,19 @@ def own_update_per_layer(target: Target, op: str, depth: int, seeds: int) -> np.
     return np.array(per).mean(0)
 
 
-def fitted(target: Target, axis: str, values: tuple[int, ...], seeds: int, labels: list[str], metric: str) -> None:
-    """The check's fitted slope and 95% CI per step, with ``seeds`` seeds per shape and no more."""
-    s = CheckSettings(seeds=seeds, max_seeds=seeds, seed_offset=SEED, **{f"{axis}s": values})  # type: ignore[arg-type]
+def fitted(target: Target, axis: str, values: tuple[int, ...], seeds: int, labels: list[str], metrics: list[str],
+           steps: int = 4, shown: tuple[int, ...] = (1, 2, 3, 4)) -> None:
+    """The check's fitted slope and 95% CI at the ``shown`` steps of ``steps``, with ``seeds`` seeds per shape and
+    no more."""
+    s = CheckSettings(seeds=seeds, max_seeds=seeds, seed_offset=SEED, steps=steps,
+                      **{f"{axis}s": values})  # type: ignore[arg-type]
     rep = run_coord_check(target, (axis,), s, echo=lambda *_: None)
     for label in labels:
-        m = rep.axes[axis].labels[label].metrics[metric]
-        steps = " ".join(f"{m.slope[t]:+.2f} [{m.ci[t][0]:+.2f},{m.ci[t][1]:+.2f}]" for t in range(1, len(m.slope)))
-        print(f"  {axis} {','.join(map(str, values))}: {label} {metric} expected {m.expected[1]}; steps 1-4: {steps}")
+        for metric in metrics:
+            m = rep.axes[axis].labels[label].metrics[metric]
+            at = " ".join(f"{m.slope[t]:+.2f} [{m.ci[t][0]:+.2f},{m.ci[t][1]:+.2f}]" for t in shown)
+            print(f"  {axis} {','.join(map(str, values))}: {label} {metric} expected {m.expected[1]}; "
+                  f"steps {', '.join(map(str, shown))}: {at}")
 
 
 def depth(folder: Path) -> None:
@@ -79,11 +88,23 @@ def width() -> None:
                          (None, (128, 256, 512))):
         print(f"{'LICENSE bytes' if text else 'synthetic task'}:")
         fitted(resolve(str(ROOT / "generated" / "gqa_transformer.py"), "mup", text=text, batch=2, seq=16),
-               "width", values, 24, ["o", "mlp_down", "residual"], "delta")
+               "width", values, 24, ["o", "mlp_down", "residual"], ["delta"])
+
+
+def steps() -> None:
+    print("\n## 3. Width after 10 steps: the branch outputs and the stream (24 seeds, L = 2, r = 1, synthetic task)\n")
+    for values in ((128, 256, 512), (256, 512, 1024)):
+        fitted(resolve(str(ROOT / "generated" / "gqa_transformer.py"), "mup", batch=2, seq=16),
+               "width", values, 24, ["o", "mlp_down", "residual"], ["rms", "delta"], steps=10, shown=(2, 4, 6, 8, 10))
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        depth(Path(tmp))
-    width()
+    parts = sys.argv[1:] or ["depth", "width", "steps"]
+    if "depth" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            depth(Path(tmp))
+    if "width" in parts:
+        width()
+    if "steps" in parts:
+        steps()

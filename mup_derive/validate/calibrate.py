@@ -155,6 +155,9 @@ def kept_rows(earlier: Any, grid: list[Cell], controls: list[str], seed_sets: in
         # a larger seed cap decides a run the same way wherever the smaller one did (the same seeds, in the
         # same order): only the inconclusive ones are left to run again
         kept[cell.name] = [{k: None if raised and v == "inconclusive" else v for k, v in r.items()} for r in rows]
+    if not kept:
+        raise ValueError(f"--resume: the report holds none of the cells asked for ({', '.join(cells)}); it holds "
+                         f"{', '.join(str(c.get('cell')) for c in olds) or 'none'}")
     return kept
 
 

@@ -73,8 +73,8 @@ def test_calibration_resumes_only_a_report_it_can_continue(tmp_path):
     (cell,) = profile_cells("smoke", None)
     row = {"seed_set": 0, "seed_offset": 0, **{f"mup {a}": "pass" for a in ("width", "ratio", "depth")},
            **{f"control {c}": "fail" for c in exposed_by("coord-check")}}
-    def report(settings=None, rows=(row,), profile="smoke"):
-        r = CalibrationReport("earlier", profile, 1, [CellResult(cell.name, settings or cell_settings(cell),
+    def report(settings=None, rows=(row,), profile="smoke", name=cell.name):
+        r = CalibrationReport("earlier", profile, 1, [CellResult(name, settings or cell_settings(cell),
                                                                  verdicts=list(rows))])
         path = tmp_path / f"in{len(list(tmp_path.iterdir()))}" / "calibration_smoke.json"
         path.parent.mkdir()
@@ -85,7 +85,8 @@ def test_calibration_resumes_only_a_report_it_can_continue(tmp_path):
              (report(rows=[{k: v for k, v in row.items() if k != "control branch-lr-depth"}]),
               "no 'control branch-lr-depth' verdicts"),
              (report(rows=[{**row, "seed_set": 1}]), "seed sets 0, 1, ... in order"),
-             (report({**cell_settings(cell), "max_seeds": 48}), "ran with max_seeds 48, this run has 24")]
+             (report({**cell_settings(cell), "max_seeds": 48}), "ran with max_seeds 48, this run has 24"),
+             (report(name="text bytes"), "holds none of the cells asked for (default); it holds text bytes")]
     for path, said in cases:
         bad = cli("calibrate", "--resume", path, "--out", tmp_path / "out")
         assert bad.exit_code == 1 and said in bad.output and "Traceback" not in bad.output, bad.output
