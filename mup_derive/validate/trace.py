@@ -283,5 +283,7 @@ def trace(target: Target, shape: dict[str, int], steps: int, lr: float, seed: in
                 train(target, model, opt, [batch], device)
         except Diverged as exc:
             return f"{shape} seed {seed} step {step}: {exc}"
+        except NotImplementedError as exc:        # an op without a backward on this device (flex attention on a CPU)
+            raise CheckError(f"{target.name} cannot train on {device}: {exc}") from None
         recorder.record()
     return recorder.series

@@ -275,6 +275,29 @@ def test_flex_attention_is_measured_like_sdpa():
     assert torch.allclose(got, want, atol=1e-4) and FlexAttention._compiled_flex_attn is compiled
 
 
+def test_a_model_that_cannot_train_on_the_device_stops_the_check_in_one_line():
+    """torchtitan's Llama with its flex backend: its logits are measured at init, then its first step on the CPU,
+    where flex attention has no backward, stops the check with the reason rather than a traceback."""
+    pytest.importorskip("torchtitan")
+    from torch.nn.attention.flex_attention import create_block_mask
+    from torchtitan.models.common.attention import FlexAttention
+
+    from mup_derive.apply.targets import family_target
+    target = family_target("torchtitan:llama3")
+    make, mask = target.make, create_block_mask(lambda b, h, q, k: q >= k, None, None, 16, 16, device="cpu")
+
+    def flex(shape, rules):
+        model = make(shape, rules)
+        for block in model.layers.values():
+            block.attention.inner_attention = FlexAttention(FlexAttention.Config())
+        return model
+    flexed = replace(target, make=flex, loss=lambda model, tokens: torch.nn.functional.cross_entropy(
+        model(tokens[:, :-1], attention_masks=mask).flatten(0, 1), tokens[:, 1:].flatten()))
+    with pytest.raises(CheckError, match=r"^torchtitan_llama3 cannot train on cpu: FlexAttention does not support "
+                                         r"backward on CPU"):
+        run_coord_check(flexed, ["width"], CheckSettings(steps=1, seeds=2, max_seeds=2), echo=quiet)
+
+
 def test_hugging_face_eager_attention_is_measured_like_sdpa():
     """A model built with attn_implementation="eager" never calls SDPA: its logits are taken from the modeling
     module's eager_attention_forward, with no edit to the model, equal to SDPA's; the attention control then
