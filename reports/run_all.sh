@@ -55,8 +55,30 @@ mup-derive calibrate --profile smoke --seed-sets 75 --runner processes --workers
 mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells alpha,text,lr --runner processes --workers 2 \
   --out $out
 mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells text --runner processes --workers 2 --out $out
-# The 10-step cell (calibration_cpu_steps.*; stopped after 43 seed sets, about 100 s per seed set on 2 cores).
+# The 10-step cell (stopped after 43 seed sets, about 100 s per seed set on 2 cores, at the old cap of 12 seeds).
 mup-derive calibrate --profile cpu --seed-sets 73 --cells steps --runner processes --workers 2 --out $out
+# The seed cap raised to 24: the 10-step cell continued to 73 seed sets and the text cell's inconclusive runs rerun
+# (--resume keeps every verdict the old cap decided; calibration_cpu_steps.* and calibration_cpu_text.*), then the
+# widths 256-1024 cell (calibration_cpu_wide.*).
+mkdir -p $out/cap24
+mup-derive calibrate --profile cpu --seed-sets 73 --cells steps --resume $out/calibration_cpu_steps.json \
+  --runner processes --workers 2 --out $out/cap24
+mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells text --resume $out/calibration_cpu_text.json \
+  --runner processes --workers 2 --out $out/cap24
+mv $out/cap24/calibration_cpu_* $out/ && rmdir $out/cap24      # the continued reports replace the ones they continue
+mup-derive calibrate --profile cpu --seed-sets 73 --cells wide --runner processes --workers 2 --out $out
+# The default and alpha-1/2 cells' inconclusive runs at 12 seeds (their reports predate the verdict rows), up to 24.
+mup-derive generate mup_derive/examples/gqa_transformer.toml --alpha 1/2 -o out/gqa_half.py
+for k in 7 18 41; do
+  mup-derive coord-check $gqa --axes width --parametrization mup --seed-offset ${k}000 --max-seeds 24 \
+    --out out/default_rerun_width_$k
+  mup-derive coord-check out/gqa_half.py --axes width --parametrization mup --seed-offset ${k}000 --max-seeds 24 \
+    --out out/alpha_rerun_width_$k
+done
+for k in 10 19 35 41; do
+  mup-derive coord-check out/gqa_half.py --axes depth --parametrization mup --seed-offset ${k}000 --max-seeds 24 \
+    --out out/alpha_rerun_depth_$k
+done
 # The finite-size effects behind the inconclusive runs (reports/README.md, check_finite_size.*), and the text cell's
 # inconclusive axis runs rerun with up to 24 seeds.
 python reports/check_finite_size.py > $out/check_finite_size.txt
