@@ -153,8 +153,9 @@ def _logits(query: torch.Tensor, key: torch.Tensor, scale: float | None) -> torc
 
 
 def _sdpa(query: Any, key: Any, value: Any, attn_mask: Any = None, dropout_p: float = 0.0, is_causal: bool = False,
-          scale: float | None = None, enable_gqa: bool = False) -> None:
-    """The signature of torch's built-in ``scaled_dot_product_attention``, which ``inspect`` cannot read."""
+          scale: float | None = None, enable_gqa: bool = False, **later: Any) -> None:
+    """The signature of torch's built-in ``scaled_dot_product_attention``, which ``inspect`` cannot read (``later``:
+    keywords a newer torch may add)."""
 
 
 @contextmanager
