@@ -67,6 +67,7 @@ mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells text --
   --runner processes --workers 2 --out $out/cap24
 mv $out/cap24/calibration_cpu_* $out/ && rmdir $out/cap24      # the continued reports replace the ones they continue
 mup-derive calibrate --profile cpu --seed-sets 73 --cells wide --runner processes --workers 2 --out $out
+# (stopped before 73 seed sets; continue it with --resume $out/calibration_cpu_wide.json --out ANOTHER_FOLDER)
 # The default and alpha-1/2 cells' inconclusive runs at 12 seeds (their reports predate the verdict rows), up to 24.
 mup-derive generate mup_derive/examples/gqa_transformer.toml --alpha 1/2 -o out/gqa_half.py
 for k in 7 18 41; do
