@@ -172,15 +172,18 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
     res = CellResult(cell.name, cell_settings(cell), verdicts=[dict(r) for r in kept])
     target = resolve(str(module), "mup", text=cell.text, batch=cell.settings.batch, seq=cell.settings.seq)
     check = partial(run_coord_check, target, runner=runner, workers=workers, echo=lambda *_: None)
+
+    def verdict(key: str, s: CheckSettings) -> str:
+        """One row entry's verdict: "mup AXIS" along its axis, "control NAME" along the axis it breaks."""
+        what, _, name = key.partition(" ")
+        return (check((name,), s) if what == "mup" else check((CONTROLS[name].axis,), s, control=name)).verdict
     if kept:
         echo(f"  {cell.name}: seed sets 0-{len(kept) - 1} kept from the earlier report")
     for old in res.verdicts:
         redo = [key for key, v in old.items() if v is None]
         s = replace(cell.settings, seed_offset=old["seed_offset"])
         for key in redo:
-            what, _, name = key.partition(" ")
-            old[key] = (check((name,), s) if what == "mup" else
-                        check((CONTROLS[name].axis,), s, control=name)).verdict
+            old[key] = verdict(key, s)
         if redo:
             old["rerun"] = redo
             echo(f"  {cell.name}: seed set {old['seed_set']}: inconclusive before, up to {s.max_seeds} seeds now: "
@@ -195,7 +198,7 @@ def run_cell(cell: Cell, seed_sets: int, controls: list[str], folder: Path, echo
         rep = check(tuple(AXES), s)
         row: dict[str, Any] = {"seed_set": k, "seed_offset": s.seed_offset,
                                **{f"mup {a}": x.verdict for a, x in rep.axes.items()},
-                               **{f"control {c}": check((CONTROLS[c].axis,), s, control=c).verdict for c in controls}}
+                               **{f"control {c}": verdict(f"control {c}", s) for c in controls}}
         res.verdicts.append(row)
         _tally(res, controls)
         passed = [c for c in controls if row[f"control {c}"] == "pass"]
@@ -228,7 +231,7 @@ def calibrate(profile: str = "smoke", seed_sets: int = 2, text: str | None = Non
     controls = exposed_by("coord-check")
     grid = profile_cells(profile, text, cells)
     kept = kept_rows(resume, grid, controls, seed_sets, profile) if resume is not None else {}
-    earlier = [*resume.get("earlier", []), resume.get("command", "")] if resume is not None and kept else []
+    earlier = [*resume.get("earlier", []), resume.get("command", "")] if resume is not None else []
     report = CalibrationReport(command, profile, seed_sets, [], earlier)
     finished: list[CellResult] = []
 
