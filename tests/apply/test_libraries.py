@@ -106,6 +106,50 @@ def test_a_state_dict_saved_under_another_parametrization_is_refused(key):
         parametrize(same, BASE, lr=1e-3, alpha=0.5, init=False)
 
 
+def _titan_manager(model, folder, alpha=1, init=True):
+    """torchtitan's own CheckpointManager for ``model`` parametrized from BASE, its optimizer torchtitan's
+    OptimizersContainer holding the groups (one ParamGroupConfig per op, matching its parameters' names), the
+    record one entry of the states it is built with."""
+    import re
+
+    from torchtitan.components.checkpointer import CheckpointManager
+    from torchtitan.components.optimizer import OptimizersContainer, ParamGroupConfig
+    from torchtitan.components.optimizer.lr_scheduler import LRSchedulersContainer
+
+    from mup_derive import CheckpointRecord
+    groups = parametrize(model, BASE, lr=1e-3, weight_decay=0.1, alpha=alpha, init=init)
+    names = {id(p): n for n, p in model.named_parameters()}
+    configs = [ParamGroupConfig(pattern="^(" + "|".join(re.escape(names[id(p)]) for p in g["params"]) + ")$",
+                                optimizer_name="AdamW",
+                                optimizer_kwargs={k: g[k] for k in ("lr", "weight_decay", "eps")}) for g in groups]
+    optimizers = OptimizersContainer.Config(param_groups=configs, implementation="for-loop").build(model_parts=[model])
+    assert sorted(g["lr"] for o in optimizers for g in o.param_groups) == sorted(g["lr"] for g in groups)
+    return CheckpointManager(CheckpointManager.Config(enable=True, folder=str(folder), interval=1, keep_latest_k=0),
+                             dataloader=None, model_parts=[model], optimizers=optimizers,
+                             lr_schedulers=LRSchedulersContainer(optimizers, lambda step: 1.0),
+                             states={"mup": CheckpointRecord(model)}, sd_adapter=None)
+
+
+def test_torchtitans_checkpoint_manager_keeps_the_record_in_full_checkpoints(tmp_path):
+    """torchtitan's CheckpointManager, the record among its states: a resume from a full checkpoint loads under
+    the same parametrization and refuses another alpha in one line; its model-only saves (the last step's, by
+    default) keep the model's tensors alone, without the record."""
+    import torch.distributed.checkpoint as dcp
+    torch.manual_seed(0)
+    model = build_model("torchtitan:llama3", SHAPE)
+    manager = _titan_manager(model, tmp_path)
+    assert manager.save(1) and manager.save(2, last_step=True)
+    same = build_model("torchtitan:llama3", SHAPE)
+    assert _titan_manager(same, tmp_path, init=False).load(step=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values(), strict=True))
+    with pytest.raises(ValueError, match=r"^model: the checkpoint was written under another parametrization \(alpha"):
+        _titan_manager(build_model("torchtitan:llama3", SHAPE), tmp_path, alpha=0.5, init=False).load(step=1)
+    saved = {step: set(dcp.FileSystemReader(str(tmp_path / f"step-{step}")).read_metadata().state_dict_metadata)
+             for step in (1, 2)}
+    assert "mup.record" in saved[1] and "mup.record" not in saved[2]
+    assert saved[2] == set(model.state_dict())
+
+
 @pytest.mark.parametrize("key", FAMILIES)
 def test_coordinate_check_on_a_stock_library_model(key):
     """μP passes along width, r and depth; SP fails along width and depth; the attention-scale and residual
