@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .flex import eager_flex, flex_sites
 from .target import Target, to_device
 from .train import Diverged, build, optimizer, train
 
@@ -126,25 +127,6 @@ def eager_modules(model: nn.Module) -> list[Any]:
             if callable(fn) and {"query", "key", "scaling"} <= set(inspect.signature(fn).parameters)]
 
 
-def flex_sites(model: nn.Module) -> list[tuple[Any, str]]:
-    """Where the model's classes reach torch's ``flex_attention``: (owner, name) for each name in their Python
-    modules or in the classes themselves bound to it or to a ``torch.compile`` of it (torchtitan's
-    ``FlexAttention._compiled_flex_attn``), looked up at call time."""
-    classes = {c for m in model.modules() for c in type(m).__mro__ if c is not object}
-    owners: list[Any] = [*(sys.modules[k] for k in sorted({c.__module__ for c in classes}) if k in sys.modules),
-                         *sorted(classes, key=lambda c: (c.__module__, c.__qualname__))]
-    return [(o, name) for o in owners for name, v in list(vars(o).items()) if _eager_flex(v) is not None]
-
-
-def _eager_flex(value: Any) -> Callable[..., Any] | None:
-    """torch's eager ``flex_attention`` if ``value`` is it, a static method of it or a ``torch.compile`` of it."""
-    from torch.nn.attention.flex_attention import flex_attention
-    fn = value.__func__ if isinstance(value, staticmethod) else value
-    if fn is flex_attention or getattr(fn, "_torchdynamo_orig_callable", None) is flex_attention:
-        return flex_attention
-    return None
-
-
 def _logits(query: torch.Tensor, key: torch.Tensor, scale: float | None) -> torch.Tensor:
     """q.k^T * scale of one attention call (query and key as (..., heads, tokens, d_head); scale None:
     1/sqrt(d_head)), the key's grouped heads repeated."""
@@ -182,7 +164,7 @@ def attention_logits(found: list[torch.Tensor], eager: Sequence[Any] = (),
         [(owner, name, vars(owner)[name]) for owner, name in flex]
     F.scaled_dot_product_attention = recording(original, ("query", "key", "scale"), inspect.signature(_sdpa))
     for owner, name, was in patched:
-        flex_fn = _eager_flex(was)
+        flex_fn = eager_flex(was)
         wrapped = recording(flex_fn, ("query", "key", "scale")) if flex_fn is not None else \
             recording(was, ("query", "key", "scaling"))
         setattr(owner, name, staticmethod(wrapped) if isinstance(was, staticmethod) else wrapped)

@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from .flex import flex_sites, trainable_flex
 from .target import Batch, Target, to_device
 
 
@@ -32,11 +33,13 @@ def optimizer(target: Target, model: torch.nn.Module, shape: dict[str, int], lr:
 
 def train(target: Target, model: torch.nn.Module, opt: torch.optim.Optimizer, data: list[Batch],
           device: str = "cpu") -> list[float]:
-    """One optimizer step per batch; raises :class:`Diverged` on a NaN/inf loss."""
+    """One optimizer step per batch; raises :class:`Diverged` on a NaN/inf loss.  Flex attention trains through its
+    dense reference where it has no backward (:func:`.flex.trainable_flex`)."""
     losses = []
     model.train()
     for step, batch in enumerate(data):
-        loss = target.loss(model, to_device(batch, device))
+        with trainable_flex(flex_sites(model)):
+            loss = target.loss(model, to_device(batch, device))
         value = loss.item()
         if not math.isfinite(value):
             raise Diverged(step, value)

@@ -250,14 +250,15 @@ def test_intercepted_logits_match_the_probe(gen):
 
 def test_flex_attention_is_measured_like_sdpa():
     """torchtitan's flex backend calls a class-level torch.compile of flex_attention: its logits are taken there,
-    with no edit to the model, equal to SDPA's on the same weights, and the class is left as it was (forward only:
-    flex attention has no backward on the CPU)."""
+    with no edit to the model, equal to SDPA's on the same weights, and the class is left as it was (the probes
+    run flex itself; training on the CPU is in test_flex.py)."""
     pytest.importorskip("torchtitan")
     from torch.nn.attention.flex_attention import create_block_mask
     from torchtitan.models.common.attention import FlexAttention
 
     from mup_derive.infer.families import torchtitan_model
-    from mup_derive.validate.trace import attention_logits, flex_sites
+    from mup_derive.validate.flex import flex_sites
+    from mup_derive.validate.trace import attention_logits
     torch.manual_seed(0)
     model, tokens, compiled = torchtitan_model({"n": 64, "L": 2, "r": 2}), torch.randint(0, 256, (2, 16)), \
         FlexAttention._compiled_flex_attn
@@ -275,27 +276,25 @@ def test_flex_attention_is_measured_like_sdpa():
     assert torch.allclose(got, want, atol=1e-4) and FlexAttention._compiled_flex_attn is compiled
 
 
+class _NoBackward(torch.autograd.Function):
+    """An op with a forward and no backward on this device, as a device-specific kernel can be."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("no backward for this op on CPU")
+
+
 def test_a_model_that_cannot_train_on_the_device_stops_the_check_in_one_line():
-    """torchtitan's Llama with its flex backend: its logits are measured at init, then its first step on the CPU,
-    where flex attention has no backward, stops the check with the reason rather than a traceback."""
-    pytest.importorskip("torchtitan")
-    from torch.nn.attention.flex_attention import create_block_mask
-    from torchtitan.models.common.attention import FlexAttention
-
-    from mup_derive.apply.targets import family_target
-    target = family_target("torchtitan:llama3")
-    make, mask = target.make, create_block_mask(lambda b, h, q, k: q >= k, None, None, 16, 16, device="cpu")
-
-    def flex(shape, rules):
-        model = make(shape, rules)
-        for block in model.layers.values():
-            block.attention.inner_attention = FlexAttention(FlexAttention.Config())
-        return model
-    flexed = replace(target, make=flex, loss=lambda model, tokens: torch.nn.functional.cross_entropy(
-        model(tokens[:, :-1], attention_masks=mask).flatten(0, 1), tokens[:, 1:].flatten()))
-    with pytest.raises(CheckError, match=r"^torchtitan_llama3 cannot train on cpu: FlexAttention does not support "
-                                         r"backward on CPU"):
-        run_coord_check(flexed, ["width"], CheckSettings(steps=1, seeds=2, max_seeds=2), echo=quiet)
+    """A model with an op that has no backward on the device: its first step stops the check with the reason
+    rather than a traceback."""
+    target = gqa_target(GENERATED, "mup")
+    broken = replace(target, loss=lambda model, batch: _NoBackward.apply(target.loss(model, batch)))
+    with pytest.raises(CheckError, match=r"^gqa_transformer cannot train on cpu: no backward for this op on CPU$"):
+        run_coord_check(broken, ["width"], CheckSettings(steps=1, seeds=2, max_seeds=2), echo=quiet)
 
 
 def test_hugging_face_eager_attention_is_measured_like_sdpa():
