@@ -464,9 +464,11 @@ def sweep(target: str, axis: str, values: list[int], lrs: list[float], wds: list
 @click.option("--out", "out_dir", default=None, callback=_out_dir, help="Default: out/suite_PROFILE.")
 @click.option("--only", default=",".join(SUITE_PARTS), show_default=True, callback=_parts,
               help="Parts to run (separate commands can run the parts of one campaign).")
+@click.option("--max-seeds", default=None, type=click.IntRange(2, MAX_SEEDS),
+              help=f"Seeds an inconclusive check axis may get (default {CHECK.max_seeds}); bounds the checks' time.")
 @_runner_options(default=None)
 def suite(profile: str, text: str | None, device: str | None, out_dir: str | None, only: tuple[str, ...],
-          runner: str | None, workers: int | None) -> None:
+          max_seeds: int | None, runner: str | None, workers: int | None) -> None:
     """The evidence campaign: coordinate checks (muP, SP, every control), LR transfer across width
     (shift and regret), the GQA f(r) comparison and the speed-up of pooled runs; smoke on the CPU in
     miniature, gpu at real widths with its runs spread over worker processes that share the GPU."""
@@ -480,7 +482,7 @@ def suite(profile: str, text: str | None, device: str | None, out_dir: str | Non
     out = out_dir or _writable_dir(f"out/suite_{profile}")
     try:
         summary = run_suite(profile, out, text=text, device=device, echo=click.echo, runner=runner, workers=workers,
-                            parts=only)
+                            parts=only, max_seeds=max_seeds)
     except ValueError as exc:        # a check or sweep that cannot run as asked, a missing example
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {' and '.join(f'{out}/{f}' for f in summary['files'])} ({summary['seconds']} s)")

@@ -15,7 +15,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class Run:
     device: str
     runner: str
     workers: int
+    check: CheckSettings
 
     @property
     def p(self) -> Profile:
@@ -101,14 +102,15 @@ def _cmd(*parts: object) -> str:
 
 def run_suite(profile: str, out_dir: str | Path, text: str | None = None, device: str | None = None,
               echo: Echo = print, runner: str | None = None, workers: int | None = None,
-              parts: tuple[str, ...] = SUITE_PARTS) -> dict[str, Any]:
+              parts: tuple[str, ...] = SUITE_PARTS, max_seeds: int | None = None) -> dict[str, Any]:
     """Run ``parts`` of the campaign of ``profile`` into ``out_dir`` (runs spread by ``runner`` and ``workers``,
-    default the profile's); returns the summary it also writes (``summary.json``, or for some parts
-    ``summary_PART-PART.json``)."""
+    default the profile's; ``max_seeds`` caps the seeds an inconclusive check axis gets, default the check's);
+    returns the summary it also writes (``summary.json``, or for some parts ``summary_PART-PART.json``)."""
     parts = check_parts(parts)
     p = PROFILES[profile]
+    check = p.check if max_seeds is None else replace(p.check, max_seeds=max_seeds)
     r = Run(profile, Path(out_dir), text, device or p.device, runner or p.runner,
-            p.workers if workers is None else workers)
+            p.workers if workers is None else workers, check)
     r.out.mkdir(parents=True, exist_ok=True)
     start, rows, usage = time.perf_counter(), [], {}
     read = nvml_reader(r.device)
@@ -127,15 +129,16 @@ def run_suite(profile: str, out_dir: str | Path, text: str | None = None, device
 
 
 def _check_flags(r: Run) -> list[object]:
-    c = r.p.check
+    c = r.check
     return ["--widths", ",".join(map(str, c.widths)), "--ratios", ",".join(map(str, c.ratios)),
-            "--depths", ",".join(map(str, c.depths)), "--steps", c.steps, *r.flags()]
+            "--depths", ",".join(map(str, c.depths)), "--steps", c.steps, "--max-seeds", c.max_seeds,
+            "--batch", c.batch, "--seq", c.seq, *(["--text", r.text] if r.text else []), *r.flags()]
 
 
 def _checks(r: Run, echo: Echo) -> list[dict[str, Any]]:
     rows = []
     for par in ("mup", "sp"):
-        rep = run_coord_check(r.target(r.module, par, r.p.check.batch, r.p.check.seq), tuple(AXES), r.p.check,
+        rep = run_coord_check(r.target(r.module, par, r.check.batch, r.check.seq), tuple(AXES), r.check,
                               device=r.device, out_dir=str(r.out), echo=echo, runner=r.runner, workers=r.workers,
                               command=_cmd("coord-check", r.module, "--parametrization", par, *_check_flags(r)))
         rows.append({"what": f"coordinate check, {par}", "result": rep.verdict, "expected": "pass" if par == "mup"
@@ -145,10 +148,10 @@ def _checks(r: Run, echo: Echo) -> list[dict[str, Any]]:
 
 def _controls(r: Run, echo: Echo) -> list[dict[str, Any]]:
     rows = []
-    target = r.target(r.module, "mup", r.p.check.batch, r.p.check.seq)
+    target = r.target(r.module, "mup", r.check.batch, r.check.seq)
     for c in exposed_by("coord-check"):
         axis = CONTROLS[c].axis
-        rep = run_coord_check(target, (axis,), r.p.check, device=r.device, out_dir=str(r.out), control=c, echo=echo,
+        rep = run_coord_check(target, (axis,), r.check, device=r.device, out_dir=str(r.out), control=c, echo=echo,
                               runner=r.runner, workers=r.workers,
                               command=_cmd("coord-check", r.module, "--control", c, "--axes", axis, *_check_flags(r)))
         rows.append({"what": f"control {c} ({axis})", "result": rep.verdict, "expected": "fail",

@@ -14,6 +14,8 @@ def test_smoke_suite_gives_every_expected_verdict(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     verdicts = {r["what"]: r["result"] for r in summary["results"]}
     assert verdicts["coordinate check, mup"] == "pass" and verdicts["coordinate check, sp"] == "fail"
+    commands = {r["what"]: r["command"] for r in summary["results"]}       # each reproduces its check's settings
+    assert "--steps 4 --max-seeds 24 --batch 2 --seq 16 --device cpu" in commands["coordinate check, mup"]
     assert all(v == "fail" for k, v in verdicts.items() if k.startswith("control"))
     assert (tmp_path / "suite_transfer_width_mup.csv").exists()
     assert "regret" in verdicts["LR transfer across width, mup"]
@@ -30,6 +32,9 @@ def test_suite_parts_run_as_separate_commands(tmp_path):
     assert [r["what"][:8] for r in summary["results"]] == ["speed-up"] and not (tmp_path / "summary.json").exists()
     bad = cli("suite", "smoke", "--only", "checks,sweeps", "--out", tmp_path)
     assert bad.exit_code == 2 and "--only" in bad.output and "Traceback" not in bad.output
+    for flag, message in (("1", "--max-seeds"), ("2", "max_seeds (2) must be at least seeds (3)")):
+        bad = cli("suite", "smoke", "--only", "checks", "--max-seeds", flag, "--out", tmp_path / "bad")
+        assert bad.exit_code != 0 and message in bad.output and "Traceback" not in bad.output
 
 
 def test_usage_is_sampled_while_the_block_runs():
