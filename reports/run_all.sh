@@ -67,7 +67,16 @@ mup-derive calibrate --profile cpu --seed-sets 73 --text LICENSE --cells text --
   --runner processes --workers 2 --out $out/cap24
 mv $out/cap24/calibration_cpu_* $out/ && rmdir $out/cap24      # the continued reports replace the ones they continue
 mup-derive calibrate --profile cpu --seed-sets 73 --cells wide --runner processes --workers 2 --out $out
-# (stopped before 73 seed sets; continue it with --resume $out/calibration_cpu_wide.json --out ANOTHER_FOLDER)
+# (stopped after 53 seed sets, then continued to 73: the continued report replaces the one it continues)
+mkdir -p $out/cont
+mup-derive calibrate --profile cpu --seed-sets 73 --cells wide --resume $out/calibration_cpu_wide.json \
+  --runner processes --workers 2 --out $out/cont
+mv $out/cont/calibration_cpu_wide.* $out/ && rmdir $out/cont
+# The 10-step cell's five width runs still inconclusive at 24 seeds, rerun with up to 48.
+for k in 3 8 9 39 63; do
+  mup-derive coord-check $gqa --axes width --steps 10 --parametrization mup --seed-offset ${k}000 --max-seeds 48 \
+    --out out/steps_rerun_width_$k
+done
 # The default and alpha-1/2 cells' inconclusive runs at 12 seeds (their reports predate the verdict rows), up to 24.
 mup-derive generate mup_derive/examples/gqa_transformer.toml --alpha 1/2 -o out/gqa_half.py
 for k in 7 18 41; do
