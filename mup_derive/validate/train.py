@@ -35,10 +35,10 @@ def train(target: Target, model: torch.nn.Module, opt: torch.optim.Optimizer, da
           device: str = "cpu") -> list[float]:
     """One optimizer step per batch; raises :class:`Diverged` on a NaN/inf loss.  Flex attention trains through its
     dense reference where it has no backward (:func:`.flex.trainable_flex`)."""
-    losses = []
+    losses, sites = [], flex_sites(model)
     model.train()
     for step, batch in enumerate(data):
-        with trainable_flex(flex_sites(model)):
+        with trainable_flex(sites):
             loss = target.loss(model, to_device(batch, device))
         value = loss.item()
         if not math.isfinite(value):
