@@ -107,7 +107,7 @@ def _causal_mask(tokens: int):
 
 def test_torchtitans_flex_llama_is_checked_on_the_cpu():
     """torchtitan's Llama 3 with its default flex backend (a causal block mask per batch, its class-level compiled
-    flex_attention): μP passes along width and r, and the attention-scale control fails on q."""
+    flex_attention): μP passes along width, r and depth, and the attention-scale control fails on q."""
     pytest.importorskip("torchtitan")
     from torchtitan.models.common.attention import FlexAttention
 
@@ -127,7 +127,7 @@ def test_torchtitans_flex_llama_is_checked_on_the_cpu():
         return F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
     flex = replace(target, make=flexed, loss=loss)
     settings = CheckSettings()
-    mup = run_coord_check(flex, ["width", "ratio"], settings, echo=quiet)
+    mup = run_coord_check(flex, ["width", "ratio", "depth"], settings, echo=quiet)
     attn = run_coord_check(flex, ["width"], settings, control="attn-sqrt-d", echo=quiet)
     assert mup.verdict == "pass", [(a, lab) for a, r in mup.axes.items() for lab, v in r.labels.items() if not v.passed]
     assert attn.axes["width"].labels["wq"].verdict == "fail"
