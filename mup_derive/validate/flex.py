@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from torch import nn
+
+from .swap import swapped
 
 
 def flex_sites(model: nn.Module) -> list[tuple[Any, str]]:
@@ -86,24 +88,12 @@ def _needs_dense(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) ->
     return query.device.type == "cpu" and any(t.requires_grad for t in (query, key, value))
 
 
-@contextmanager
-def trainable_flex(sites: list[tuple[Any, str]]) -> Iterator[None]:
+def trainable_flex(sites: list[tuple[Any, str]]) -> AbstractContextManager[None]:
     """Inside the block, a flex attention call at ``sites`` on CPU inputs that require a gradient runs
     :func:`dense_flex_attention` instead; every other call runs as before (the GPU kernels, the probes)."""
-    patched = [(owner, name, vars(owner)[name]) for owner, name in sites]
-
-    def routed(was: Any) -> Callable[..., Any]:
-        fn = was.__func__ if isinstance(was, staticmethod) else was
-
+    def routed(fn: Callable[..., Any]) -> Callable[..., Any]:
         def call(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             return (dense_flex_attention if _needs_dense(query, key, value) else fn)(query, key, value, *args,
                                                                                      **kwargs)
-        return staticmethod(call) if isinstance(was, staticmethod) else call
-
-    for owner, name, was in patched:
-        setattr(owner, name, routed(was))
-    try:
-        yield
-    finally:
-        for owner, name, was in patched:
-            setattr(owner, name, was)
+        return call
+    return swapped(sites, routed)

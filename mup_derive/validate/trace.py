@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .flex import eager_flex, flex_sites
+from .swap import swapped
 from .target import Target, to_device
 from .train import Diverged, build, optimizer, train
 
@@ -148,32 +149,26 @@ def attention_logits(found: list[torch.Tensor], eager: Sequence[Any] = (),
     ``eager_attention_forward`` of the modules ``eager`` (from :func:`eager_modules`: Hugging Face's eager
     attention); and to the flex attention at ``flex`` (from :func:`flex_sites`), which then runs eagerly (a
     compiled one gives the same values)."""
-    original = F.scaled_dot_product_attention
+    sdpa = F.scaled_dot_product_attention
 
-    def recording(fn: Callable[..., Any], names: tuple[str, str, str],
-                  signature: inspect.Signature | None = None) -> Callable[..., Any]:
-        signature = signature or inspect.signature(fn)
+    def recording(fn: Callable[..., Any]) -> Callable[..., Any]:
+        flex_fn = eager_flex(fn)
+        if fn is sdpa:
+            call, names, signature = fn, ("query", "key", "scale"), inspect.signature(_sdpa)
+        elif flex_fn is not None:
+            call, names, signature = flex_fn, ("query", "key", "scale"), inspect.signature(flex_fn)
+        else:                                                   # Hugging Face's eager_attention_forward
+            call, names, signature = fn, ("query", "key", "scaling"), inspect.signature(fn)
 
         def record(*args: Any, **kwargs: Any) -> Any:
             bound = signature.bind(*args, **kwargs).arguments
             found.append(_logits(bound[names[0]], bound[names[1]], bound.get(names[2])))
-            return fn(*args, **kwargs)
+            return call(*args, **kwargs)
         return record
 
-    patched = [(m, "eager_attention_forward", vars(m)["eager_attention_forward"]) for m in eager] + \
-        [(owner, name, vars(owner)[name]) for owner, name in flex]
-    F.scaled_dot_product_attention = recording(original, ("query", "key", "scale"), inspect.signature(_sdpa))
-    for owner, name, was in patched:
-        flex_fn = eager_flex(was)
-        wrapped = recording(flex_fn, ("query", "key", "scale")) if flex_fn is not None else \
-            recording(was, ("query", "key", "scaling"))
-        setattr(owner, name, staticmethod(wrapped) if isinstance(was, staticmethod) else wrapped)
-    try:
+    sites = [(F, "scaled_dot_product_attention"), *((m, "eager_attention_forward") for m in eager), *flex]
+    with swapped(sites, recording):
         yield
-    finally:
-        F.scaled_dot_product_attention = original
-        for owner, name, was in patched:
-            setattr(owner, name, was)
 
 
 def logits_label(target: Target) -> str | None:
